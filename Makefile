@@ -1,0 +1,51 @@
+# WMS Enterprise. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+STAMP  := $(VENV)/.installed
+# Parallel test workers; each starts its own embedded PostgreSQL.
+TEST_WORKERS ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration test-pg15 lint format lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create ./.venv with the locked runtime and test dependencies
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(UV) pip sync --python $(BIN)/python --quiet requirements.lock
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: install ## Run the server on the embedded PostgreSQL (no other service needed)
+	$(BIN)/wms-server serve
+
+test: install ## Run the whole test suite
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+test-unit: install ## Unit tests only (no database)
+	$(BIN)/pytest tests/unit
+
+test-pg15: install ## The database tests against the machine's PostgreSQL 15 (WMS_TEST_DATABASE_URL)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/integration
+
+lint: install ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	$(UV) pip compile --quiet --python-version 3.11 --extra test --generate-hashes \
+		--output-file requirements.lock pyproject.toml
+
+clean: ## Remove the venv and caches (not the embedded data in .wms)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

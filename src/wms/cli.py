@@ -1,0 +1,164 @@
+"""The ``wms-server`` command line: serve (the default), health, migrate.
+
+Every user mistake ends in one line on stderr and a non-zero exit (2 for bad usage or
+configuration), never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import NoReturn
+
+import click
+
+from wms import __version__
+from wms.config import ConfigError, Settings, load_settings
+from wms.ops.logging import configure_logging
+from wms.store.database import DatabaseUnavailableError, wait_for_database
+from wms.store.embedded import EmbeddedDatabaseError, EmbeddedPostgres
+from wms.store.migrations import MigrationError, Migrator
+from wms.store.roles import RoleSetupError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+_OPERATIONAL_ERRORS = (
+    DatabaseUnavailableError,
+    EmbeddedDatabaseError,
+    MigrationError,
+    RoleSetupError,
+)
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on."""
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """Settings pointing at a reachable database: the configured one, or the embedded one."""
+    if settings.database_url is not None:
+        wait_for_database(settings.database_url, settings.db_connect_timeout_seconds)
+        yield settings
+        return
+    embedded = EmbeddedPostgres(
+        settings.data_dir, max_connections=settings.embedded_max_connections
+    )
+    url = embedded.start()
+    try:
+        yield settings.model_copy(update={"database_url": url, "database_admin_url": url})
+    finally:
+        embedded.stop()
+
+
+def migrate_database(settings: Settings) -> list[str]:
+    """Apply pending migrations with the migration URL; return the scripts applied."""
+    migrator = Migrator(
+        settings.migration_url,
+        statement_timeout_ms=settings.migration_statement_timeout_ms,
+        lock_wait_seconds=settings.migration_lock_wait_seconds,
+    )
+    return [migration.script for migration in migrator.migrate()]
+
+
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """During start-up SIGTERM raises SystemExit, so ``finally`` blocks stop what we started."""
+
+    def _exit(signum: int, frame: FrameType | None) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wms-server")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """WMS Enterprise server. With no command: serve."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@cli.command()
+def serve() -> None:
+    """Run the HTTP API (embedded PostgreSQL when DATABASE_URL is unset)."""
+    from wms.ops.server import run_server  # noqa: PLC0415 - uvicorn and the app load only to serve
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    with sigterm_exits(), database(settings) as ready_settings:
+        if ready_settings.migrate_on_start:
+            migrate_database(ready_settings)
+        started = run_server(ready_settings)
+    if not started:
+        raise CommandError("the server did not start; see the log above")
+
+
+@cli.command()
+@click.option("--url", help="Liveness URL (default: http://127.0.0.1:$PORT/health/live).")
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for the answer.")
+def health(url: str | None, timeout: float) -> None:
+    """Exit 0 when the local server's /health/live answers 200 in time (Docker HEALTHCHECK)."""
+    if url is None:
+        url = f"http://127.0.0.1:{load_settings().port}/health/live"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CommandError(f"unhealthy: {url} did not answer: {reason}") from None
+    if status != 200:
+        raise CommandError(f"unhealthy: {url} answered {status}")
+    click.echo("healthy")
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending migrations; non-zero exit on a changed or failed migration."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    with sigterm_exits(), database(settings) as ready_settings:
+        applied = migrate_database(ready_settings)
+    for script in applied:
+        click.echo(f"applied {script}")
+    click.echo(f"{len(applied)} migration(s) applied")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the console script: run the CLI, turn every failure into one line."""
+    sys.exit(run_cli(cli.main, argv))
+
+
+def run_cli(entry: Callable[..., object], argv: list[str] | None) -> int:
+    """Run ``entry`` (a click main) and map exceptions to exit codes with one-line messages."""
+    message: str | None
+    try:
+        entry(args=argv, prog_name="wms-server", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except click.exceptions.Abort:
+        message, code = "aborted", EXIT_FAILURE
+    except click.UsageError as exc:
+        message, code = f"{exc.format_message()} (see --help)", EXIT_USAGE
+    except ConfigError as exc:
+        message, code = f"configuration error: {exc}", EXIT_USAGE
+    except (CommandError, *_OPERATIONAL_ERRORS) as exc:
+        message, code = str(exc), EXIT_FAILURE
+    else:
+        return 0
+    click.echo(f"wms-server: {message}", err=True)
+    return code

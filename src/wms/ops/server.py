@@ -1,0 +1,79 @@
+"""Run the ASGI app under uvicorn with a graceful drain on SIGTERM.
+
+Kubernetes sends SIGTERM and, at the same moment, starts removing the pod from its
+endpoints; for a few seconds new requests still arrive. uvicorn would stop accepting
+at once, so SIGTERM here only marks the server as draining (``/health/ready`` → 503)
+and keeps serving for ``WMS_DRAIN_SECONDS``; then uvicorn's own graceful shutdown
+stops accepting, lets in-flight requests finish (up to
+``WMS_SHUTDOWN_TIMEOUT_SECONDS``), runs the lifespan shutdown, and the process exits 0.
+A second SIGTERM, or SIGINT (Ctrl-C), skips the remaining drain.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import structlog
+import uvicorn
+
+from wms.app import create_app
+from wms.config import Settings
+from wms.ops.health import DrainState
+from wms.ops.metrics import start_metrics_server
+
+log = structlog.get_logger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server whose SIGTERM first drains, and which never re-raises the signal."""
+
+    def __init__(self, config: uvicorn.Config, drain: DrainState, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.drain_seconds = drain_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Start draining on the first SIGTERM; otherwise shut down (twice: at once)."""
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and not self.drain.draining:
+            self.drain.start()
+            log.info("drain_started", seconds=self.drain_seconds)
+            timer = threading.Timer(self.drain_seconds, self._end_drain)
+            timer.daemon = True
+            timer.start()
+            return
+        # Not recorded in _captured_signals: uvicorn would re-raise it after shutdown and
+        # the process would die by the signal instead of exiting 0.
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+    def _end_drain(self) -> None:
+        log.info("drain_finished")
+        self.should_exit = True
+
+
+def run_server(settings: Settings) -> bool:
+    """Serve until shut down; return False when the server failed to start."""
+    drain = DrainState()
+    app = create_app(settings, drain=drain)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        lifespan="on",
+        timeout_graceful_shutdown=round(settings.shutdown_timeout_seconds),
+    )
+    server = DrainingServer(config, drain, settings.drain_seconds)
+    metrics = start_metrics_server(settings.metrics_port, settings.host)
+    try:
+        server.run()
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+    return server.started

@@ -65,8 +65,11 @@ class AppliedMigration:
 
 
 def parse_version(version: str) -> tuple[int, ...]:
-    """``"1.2"`` → ``(1, 2)``; Flyway accepts ``_`` as a separator in file names too."""
-    return tuple(int(part) for part in re.split(r"[._]", version))
+    """``"1.2"`` → ``(1, 2)``; trailing zeros dropped, so ``1.0`` and ``1`` are one version."""
+    parts = [int(part) for part in re.split(r"[._]", version)]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def flyway_checksum(content: bytes) -> int:

@@ -1,0 +1,113 @@
+"""Shared fixtures: a real PostgreSQL per xdist worker and a migrated database per test.
+
+Without ``WMS_TEST_DATABASE_URL`` each worker starts its own embedded PostgreSQL on a
+free port with ``max_connections`` = 300. With it (a URL of any database on another
+server, e.g. the machine's PostgreSQL 15), throwaway databases are created there.
+Every test that needs a schema gets a fresh clone of a template database migrated
+once per worker, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from wms.config import Settings
+from wms.store.embedded import EmbeddedPostgres
+from wms.store.migrations import Migrator
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server the tests may create and drop databases on."""
+
+    maintenance_url: str
+
+    def url_for(self, database: str) -> str:
+        """URL of ``database`` on this server, with the maintenance URL's credentials."""
+        params = conninfo_to_dict(self.maintenance_url)
+        user = quote(str(params.get("user", "postgres")), safe="")
+        password = params.get("password")
+        auth = f"{user}:{quote(str(password), safe='')}" if password else user
+        host = params.get("host", "127.0.0.1")
+        port = params.get("port", "5432")
+        return f"postgresql://{auth}@{host}:{port}/{quote(database, safe='')}"
+
+    def create_database(self, *, template: str | None = None, prefix: str = "wms_t") -> str:
+        """Create a new database (optionally a clone of ``template``) and return its name."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        with psycopg.connect(self.maintenance_url, autocommit=True) as conn:
+            conn.execute(query)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        """Drop ``name``, ending its sessions."""
+        with psycopg.connect(self.maintenance_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """The PostgreSQL of this test worker."""
+    external = os.environ.get("WMS_TEST_DATABASE_URL")
+    if external:
+        yield PostgresServer(maintenance_url=external)
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), max_connections=300)
+    embedded.start()
+    try:
+        yield PostgresServer(maintenance_url=embedded.url_for("postgres"))
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database with every migration applied, cloned by ``database_url``."""
+    name = postgres_server.create_database(prefix="wms_tpl")
+    Migrator(postgres_server.url_for(name)).migrate()
+    yield name
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer, template_database: str) -> Iterator[str]:
+    """URL of a fresh, fully migrated database of this test alone."""
+    name = postgres_server.create_database(template=template_database)
+    yield postgres_server.url_for(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def empty_database_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """URL of a fresh database with nothing in it (for migration tests)."""
+    name = postgres_server.create_database()
+    yield postgres_server.url_for(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings of a server on this test's database, without a metrics port."""
+    return Settings(
+        database_url=database_url,
+        metrics_port=0,
+        data_dir=tmp_path / "data",
+        environment="test",
+    )

@@ -32,7 +32,7 @@ test-unit: install ## Unit tests only (no database)
 	$(BIN)/pytest tests/unit
 
 test-pg15: install ## The database tests against the machine's PostgreSQL 15 (WMS_TEST_DATABASE_URL)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/integration
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/integration tests/e2e/test_server_process.py
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests bench

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import NoReturn
 
 import click
+import psycopg
 
 from wms import __version__
 from wms.config import ConfigError, Settings, load_settings
@@ -158,6 +159,8 @@ def run_cli(entry: Callable[..., object], argv: list[str] | None) -> int:
         message, code = f"configuration error: {exc}", EXIT_USAGE
     except (CommandError, *_OPERATIONAL_ERRORS) as exc:
         message, code = str(exc), EXIT_FAILURE
+    except psycopg.OperationalError as exc:
+        message, code = f"database error: {str(exc).strip().splitlines()[0]}", EXIT_FAILURE
     else:
         return 0
     click.echo(f"wms-server: {message}", err=True)

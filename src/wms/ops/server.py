@@ -12,7 +12,7 @@ A second SIGTERM, or SIGINT (Ctrl-C), skips the remaining drain.
 from __future__ import annotations
 
 import signal
-import threading
+import time
 from types import FrameType
 
 import structlog
@@ -33,15 +33,18 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.drain = drain
         self.drain_seconds = drain_seconds
+        self._drain_deadline: float | None = None
+        self._drain_logged = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Start draining on the first SIGTERM; otherwise shut down (twice: at once)."""
-        if sig == signal.SIGTERM and self.drain_seconds > 0 and not self.drain.draining:
+        """Start draining on the first SIGTERM; otherwise shut down (twice: at once).
+
+        A signal handler runs between two bytecodes of the main thread, possibly while
+        that thread holds the log's lock: so it only sets flags, and ``on_tick`` logs.
+        """
+        if sig == signal.SIGTERM and self.drain_seconds > 0 and self._drain_deadline is None:
             self.drain.start()
-            log.info("drain_started", seconds=self.drain_seconds)
-            timer = threading.Timer(self.drain_seconds, self._end_drain)
-            timer.daemon = True
-            timer.start()
+            self._drain_deadline = time.monotonic() + self.drain_seconds
             return
         # Not recorded in _captured_signals: uvicorn would re-raise it after shutdown and
         # the process would die by the signal instead of exiting 0.
@@ -49,9 +52,16 @@ class DrainingServer(uvicorn.Server):
             self.force_exit = True
         self.should_exit = True
 
-    def _end_drain(self) -> None:
-        log.info("drain_finished")
-        self.should_exit = True
+    async def on_tick(self, counter: int) -> bool:
+        """Every 0.1 s in uvicorn's main loop: report the drain and end it on time."""
+        if self._drain_deadline is not None:
+            if not self._drain_logged:
+                self._drain_logged = True
+                log.info("drain_started", seconds=self.drain_seconds)
+            if not self.should_exit and time.monotonic() >= self._drain_deadline:
+                log.info("drain_finished")
+                self.should_exit = True
+        return await super().on_tick(counter)
 
 
 def run_server(settings: Settings) -> bool:

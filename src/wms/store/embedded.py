@@ -140,7 +140,7 @@ class EmbeddedPostgres:
             self._port = postmaster.port
             self._holder_file().write_text(str(postmaster.pid))
             self._attached = True
-        self._ensure_database()
+            self._ensure_database()
         return self.url
 
     def stop(self) -> None:
@@ -294,5 +294,8 @@ class EmbeddedPostgres:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
             ).fetchone()
             if exists is None:
-                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                # The file lock serialises our own starts; this covers anyone else's.
+                with contextlib.suppress(
+                    psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+                ):
                     conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')

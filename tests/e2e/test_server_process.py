@@ -17,6 +17,7 @@ from tests.e2e.conftest import WMS_SERVER, Launch, has_bubblewrap, http_get, ser
 from wms.store.embedded import free_port
 
 pytestmark = pytest.mark.slow
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_health_command_exits_zero_against_a_running_server_and_non_zero_after(
@@ -141,6 +142,11 @@ def test_a_bad_port_is_one_line_and_exit_2(launch: Launch, tmp_path: Path) -> No
 def test_serves_ready_with_a_read_only_root_filesystem_as_uid_1000(
     launch: Launch, database_url: str, tmp_path: Path
 ) -> None:
+    """The container's constraints without a container: read-only /, tmpfs /tmp, uid 1000.
+
+    bwrap maps uid 1000 in a user namespace with every capability dropped; files stay
+    readable as on the host, so this proves where the server writes, not file modes.
+    """
     env = server_env(tmp_path, DATABASE_URL=database_url, WMS_DATA_DIR="/tmp/wms")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     command = [
@@ -149,6 +155,8 @@ def test_serves_ready_with_a_read_only_root_filesystem_as_uid_1000(
         "--dev", "/dev",
         "--proc", "/proc",
         "--tmpfs", "/tmp",
+        # The checkout (and its .venv) may itself live under /tmp: keep it visible.
+        "--ro-bind", str(PROJECT_ROOT), str(PROJECT_ROOT),
         "--unshare-user", "--uid", "1000", "--gid", "1000",
         "--die-with-parent",
         "--cap-drop", "ALL",

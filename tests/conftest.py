@@ -11,19 +11,27 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import httpx
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from wms.app import create_app
 from wms.config import Settings
+from wms.domain.roles import Role
+from wms.ops.secrets import api_key_pepper
+from wms.services import tenants
 from wms.store.embedded import EmbeddedPostgres
 from wms.store.migrations import Migrator
+from wms.store.tenants import admin_connection
 
 
 @dataclass
@@ -110,4 +118,88 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         metrics_port=0,
         data_dir=tmp_path / "data",
         environment="test",
+        auth_cache_seconds=0,  # revocations take effect at once in tests
     )
+
+
+@dataclass
+class TenantKeys:
+    """A tenant made for one test, with an API key per role."""
+
+    code: str
+    tenant_id: int
+    keys: dict[Role, str]
+
+
+@pytest.fixture
+def make_tenant(settings: Settings) -> Callable[[], TenantKeys]:
+    """``make_tenant()`` creates a tenant with one key per role (through the admin role)."""
+    assert settings.database_url is not None
+    pepper = api_key_pepper(settings)
+
+    def _make() -> TenantKeys:
+        code = f"t{uuid.uuid4().hex[:10]}"
+        with admin_connection(settings.database_url) as conn:  # type: ignore[arg-type]
+            tenant_id = tenants.create_tenant(conn, code, f"Tenant {code}")
+            keys = {
+                role: tenants.create_api_key(conn, pepper, tenant_code=code, role=role)
+                for role in Role
+            }
+        return TenantKeys(code, tenant_id, keys)
+
+    return _make
+
+
+class ApiClient:
+    """A TestClient speaking as one credential: ``api.post("/warehouses", json=...)``."""
+
+    def __init__(self, client: TestClient, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    def as_key(self, token: str | None) -> ApiClient:
+        """The same app, another credential (None: no Authorization header)."""
+        return ApiClient(self.client, token)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send ``method path`` under ``/api/v1`` with this client's credential."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        url = (
+            path
+            if path.startswith("/") and path.startswith(("/api/", "/health"))
+            else ("/api/v1" + path)
+        )
+        return self.client.request(method, url, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+
+@pytest.fixture
+def test_client(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process on this test's database, lifespan running."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[[], TenantKeys]) -> TenantKeys:
+    """A fresh tenant with a key per role."""
+    return make_tenant()
+
+
+@pytest.fixture
+def api(test_client: TestClient, tenant: TenantKeys) -> ApiClient:
+    """An admin of a fresh tenant, talking to the in-process app."""
+    return ApiClient(test_client, tenant.keys[Role.ADMIN])

@@ -10,14 +10,21 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from wms import __version__
+from wms.api import routes
+from wms.api.auth import ApiKeyAuthenticator
+from wms.api.pagination import CursorCodec
+from wms.api.permissions import API_PREFIX, roles_text
+from wms.api.problems import install_problem_handlers, problems_description
 from wms.config import Settings
 from wms.ops import health
 from wms.ops.health import DrainState
 from wms.ops.metrics import POOLS
 from wms.ops.middleware import RequestContextMiddleware
+from wms.ops.secrets import api_key_pepper
 from wms.store.database import create_pool
 
 DOCS_ASSETS = "/docs/assets"
@@ -28,6 +35,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     if settings.database_url is None:
         raise ValueError("create_app needs settings with a database_url (start the embedded one)")
     database_url = settings.database_url
+    pepper = api_key_pepper(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +48,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
         )
         await pool.open(wait=False)
         app.state.pool = pool
+        app.state.authenticator = ApiKeyAuthenticator(pool, pepper, settings.auth_cache_seconds)
         POOLS.watch("primary", pool.get_stats)
         try:
             yield
@@ -50,6 +59,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     app = FastAPI(
         title="WMS Enterprise API",
         version=__version__,
+        description=problems_description(),
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -57,11 +67,24 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     )
     app.state.settings = settings
     app.state.drain = drain or DrainState()
+    app.state.cursors = CursorCodec(pepper)
     app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
     app.include_router(health.router)
+    for router in routes.ROUTERS:
+        app.include_router(router)
+    _describe_roles(app)
     if settings.docs_enabled:
         _mount_docs(app)
     return app
+
+
+def _describe_roles(app: FastAPI) -> None:
+    """Append each operation's allowed roles to its OpenAPI description (fails if unlisted)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path.startswith(API_PREFIX):
+            lines = [roles_text(method, route.path) for method in sorted(route.methods or ())]
+            route.description = "\n\n".join([route.description or "", *lines]).strip()
 
 
 def _mount_docs(app: FastAPI) -> None:

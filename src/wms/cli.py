@@ -12,19 +12,25 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 import psycopg
 
 from wms import __version__
 from wms.config import ConfigError, Settings, load_settings
+from wms.domain.errors import DomainError
+from wms.domain.roles import Role
 from wms.ops.logging import configure_logging
+from wms.ops.secrets import api_key_pepper
+from wms.services import tenants
 from wms.store.database import DatabaseUnavailableError, wait_for_database
 from wms.store.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 from wms.store.migrations import MigrationError, Migrator
 from wms.store.roles import RoleSetupError
+from wms.store.tenants import admin_connection
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -137,6 +143,96 @@ def migrate() -> None:
     click.echo(f"{len(applied)} migration(s) applied")
 
 
+@contextlib.contextmanager
+def admin_session() -> Iterator[tuple[Settings, psycopg.Connection[Any]]]:
+    """Settings and a ``wms_admin`` connection for the administration commands.
+
+    On the embedded database pending migrations are applied first, so a fresh
+    ``WMS_DATA_DIR`` works; an external database must have been migrated.
+    """
+    settings = load_settings()
+    configure_logging("WARNING")
+    with sigterm_exits(), database(settings) as ready:
+        if settings.embedded:
+            migrate_database(ready)
+        with admin_connection(ready.migration_url) as conn:
+            yield ready, conn
+
+
+@cli.group()
+def tenant() -> None:
+    """Tenant administration."""
+
+
+@tenant.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="Display name of the tenant.")
+def tenant_create(code: str, name: str) -> None:
+    """Create a tenant and print its code."""
+    with admin_session() as (_settings, conn):
+        tenants.create_tenant(conn, code, name)
+    click.echo(code)
+
+
+@cli.group()
+def apikey() -> None:
+    """API key administration (keys are shown once, stored only as a keyed hash)."""
+
+
+@apikey.command("create")
+@click.option("--tenant", "tenant_code", required=True, help="Tenant code.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", default=None, help="A label for the key.")
+@click.option(
+    "--expires",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z"]),
+    default=None,
+    help="Expiry: a date (midnight UTC) or an RFC 3339 time with offset.",
+)
+def apikey_create(tenant_code: str, role: str, name: str | None, expires: datetime | None) -> None:
+    """Create a key; the key alone is the last line of output."""
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    with admin_session() as (settings, conn):
+        token = tenants.create_api_key(
+            conn,
+            api_key_pepper(settings),
+            tenant_code=tenant_code,
+            role=Role(role),
+            name=name,
+            expires_at=expires,
+        )
+    click.echo(token)
+
+
+@apikey.command("list")
+@click.option("--tenant", "tenant_code", required=True, help="Tenant code.")
+def apikey_list(tenant_code: str) -> None:
+    """List a tenant's keys (never their secrets)."""
+    with admin_session() as (_settings, conn):
+        keys = tenants.list_api_keys(conn, tenant_code)
+    click.echo("key_id\trole\tname\tcreated_at\texpires_at\trevoked_at\tlast_used_at")
+    for key in keys:
+        click.echo(
+            "\t".join(
+                "-" if key[column] is None else str(key[column])
+                for column in (
+                    "key_id", "role", "name", "created_at", "expires_at", "revoked_at",
+                    "last_used_at",
+                )
+            )
+        )  # fmt: skip
+
+
+@apikey.command("revoke")
+@click.argument("key_id")
+def apikey_revoke(key_id: str) -> None:
+    """Revoke a key."""
+    with admin_session() as (_settings, conn):
+        tenants.revoke_api_key(conn, key_id)
+    click.echo(f"revoked {key_id}")
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the console script: run the CLI, turn every failure into one line."""
     sys.exit(run_cli(cli.main, argv))
@@ -157,7 +253,7 @@ def run_cli(entry: Callable[..., object], argv: list[str] | None) -> int:
         message, code = f"{exc.format_message()} (see --help)", EXIT_USAGE
     except ConfigError as exc:
         message, code = f"configuration error: {exc}", EXIT_USAGE
-    except (CommandError, *_OPERATIONAL_ERRORS) as exc:
+    except (CommandError, DomainError, *_OPERATIONAL_ERRORS) as exc:
         message, code = str(exc), EXIT_FAILURE
     except psycopg.OperationalError as exc:
         message, code = f"database error: {str(exc).strip().splitlines()[0]}", EXIT_FAILURE

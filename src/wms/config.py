@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "staging", "production"]
@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         120.0, gt=0, validation_alias=_env("WMS_MIGRATION_LOCK_WAIT_SECONDS")
     )
     docs_enabled: bool = Field(True, validation_alias=_env("WMS_DOCS_ENABLED"))
+    api_key_pepper: SecretStr | None = Field(None, validation_alias=_env("WMS_API_KEY_PEPPER"))
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, le=300, validation_alias=_env("WMS_AUTH_CACHE_SECONDS")
+    )
     embedded_max_connections: int = Field(
         300, ge=20, le=5000, validation_alias=_env("WMS_EMBEDDED_MAX_CONNECTIONS")
     )
@@ -77,6 +81,13 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("api_key_pepper")
+    @classmethod
+    def _long_pepper(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
         return value
 
     @property
@@ -121,4 +132,10 @@ _ENV_NAMES = {
     for name, field in Settings.model_fields.items()
     if isinstance(field.validation_alias, AliasChoices)
 }
-_SECRET_VARIABLES = {"DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_REPLICA_URL", "REDIS_URL"}
+_SECRET_VARIABLES = {
+    "DATABASE_URL",
+    "DATABASE_ADMIN_URL",
+    "DATABASE_REPLICA_URL",
+    "REDIS_URL",
+    "WMS_API_KEY_PEPPER",
+}

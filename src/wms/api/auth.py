@@ -1,0 +1,134 @@
+"""Bearer authentication with API keys, and the role check of every ``/api/v1`` route."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from wms.api.permissions import allowed_roles
+from wms.domain.errors import DomainError
+from wms.domain.roles import Role
+from wms.ops.middleware import route_template
+from wms.services.api_keys import parse_token, secret_matches
+from wms.store.roles import APP
+
+TOUCH_INTERVAL_SECONDS = 60.0
+
+
+class UnauthorizedError(DomainError):
+    """No credential, or one that is malformed, unknown, revoked or expired."""
+
+    slug = "unauthorized"
+
+
+class ForbiddenError(DomainError):
+    """The credential is valid but its role may not use this route."""
+
+    slug = "forbidden"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the tenant comes from the credential, never from the request."""
+
+    tenant_id: int
+    tenant_code: str
+    role: Role
+    key_id: str
+
+    @property
+    def actor(self) -> str:
+        """The name written to audit rows and the ledger."""
+        return f"apikey:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class _KeyRecord:
+    tenant_id: int
+    tenant_code: str
+    role: Role
+    secret_hash: bytes
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyAuthenticator:
+    """Verifies ``wms_<keyid>_<secret>`` tokens; records are cached for a few seconds."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[AsyncConnection], pepper: bytes, cache_seconds: float
+    ) -> None:
+        self._pool = pool
+        self._pepper = pepper
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, _KeyRecord | None]] = {}
+        self._touched: dict[str, float] = {}
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal of a valid token; ``UnauthorizedError`` otherwise (never why)."""
+        parsed = parse_token(token)
+        if parsed is None:
+            raise UnauthorizedError("the credential is not a valid API key")
+        key_id, secret = parsed
+        record = await self._record(key_id)
+        now = datetime.now(UTC)
+        if (
+            record is None
+            or not secret_matches(self._pepper, secret, record.secret_hash)
+            or record.revoked_at is not None
+            or (record.expires_at is not None and record.expires_at <= now)
+        ):
+            raise UnauthorizedError("the API key is unknown, revoked or expired")
+        return Principal(record.tenant_id, record.tenant_code, record.role, key_id)
+
+    async def _record(self, key_id: str) -> _KeyRecord | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_id)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        touch = now - self._touched.get(key_id, -TOUCH_INTERVAL_SECONDS) >= TOUCH_INTERVAL_SECONDS
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('role', %s, true)", (APP,))
+            cursor = await conn.execute(
+                "SELECT tenant_id, tenant_code, role, secret_hash, expires_at, revoked_at "
+                "FROM api_key_lookup(%s)",
+                (key_id,),
+            )
+            row = await cursor.fetchone()
+            if row is not None and touch:
+                await conn.execute("SELECT api_key_touch(%s)", (key_id,))
+                self._touched[key_id] = now
+        record = None
+        if row is not None:
+            record = _KeyRecord(row[0], row[1], Role(row[2]), bytes(row[3]), row[4], row[5])
+        if self._cache_seconds > 0:
+            self._cache[key_id] = (now, record)
+        return record
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key `wms_<keyid>_<secret>`.")
+
+
+async def authorize(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Authenticate the caller and check its role against the route × role matrix."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("send Authorization: Bearer <api key>")
+    authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+    principal = await authenticator.authenticate(credentials.credentials)
+    if principal.role not in allowed_roles(request.method, route_template(request.scope)):
+        raise ForbiddenError(f"role {principal.role} may not {request.method} this resource")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authorize)]

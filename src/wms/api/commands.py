@@ -1,0 +1,191 @@
+"""The command pipeline (DESIGN §6.1): the one way a request changes state.
+
+``run_command`` binds the tenant, honours ``Idempotency-Key``, runs the service in one
+transaction that also writes its audit rows, events and idempotency record, retries
+serialization failures and deadlocks a bounded number of times, and turns what is left
+into problem+json. Reads use ``read_transaction``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg
+import structlog
+from fastapi import Request
+from fastapi.responses import Response
+from psycopg import AsyncConnection
+from pydantic import BaseModel
+
+from wms.api.auth import Principal
+from wms.config import Settings
+from wms.domain.errors import ConflictError, DomainError, FieldError
+from wms.ops.middleware import route_template
+from wms.services.unit_of_work import UnitOfWork
+from wms.store import idempotency
+from wms.store.tenancy import tenant_transaction
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+MAX_ATTEMPTS = 4
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_RETRYABLE = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.LockNotAvailable,
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a command answers: status, body model, and ``Location`` for a creation."""
+
+    status: int
+    body: BaseModel
+    location: str | None = None
+
+
+class RequestInProgressError(DomainError):
+    """Another request with the same idempotency key is still running."""
+
+    slug = "request-in-progress"
+
+
+class IdempotencyKeyReusedError(DomainError):
+    """The idempotency key was first used with a different request."""
+
+    slug = "idempotency-key-reused"
+
+
+class ConcurrentUpdateError(ConflictError):
+    """Retries ran out while concurrent transactions kept conflicting."""
+
+    slug = "concurrent-update"
+
+
+async def fingerprint(request: Request) -> bytes:
+    """SHA-256 of method, route template and the body as canonical JSON."""
+    raw = await request.body()
+    try:
+        canonical = json.dumps(
+            json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    except ValueError:
+        canonical = raw
+    head = f"{request.method} {route_template(request.scope)}\n".encode()
+    return hashlib.sha256(head + canonical).digest()
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key``, validated."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise FieldError(
+            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+def _to_response(stored: idempotency.StoredResponse, *, replayed: bool) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    if stored.location:
+        headers["Location"] = stored.location
+    return Response(
+        stored.body, status_code=stored.status, media_type="application/json", headers=headers
+    )
+
+
+async def run_command(
+    request: Request,
+    principal: Principal,
+    service: Callable[[UnitOfWork], Awaitable[T]],
+    answer: Callable[[T], Answer],
+) -> Response:
+    """Run ``service`` as one idempotent, audited, retried transaction; answer with ``answer``."""
+    settings: Settings = request.app.state.settings
+    key = idempotency_key(request)
+    print_ = await fingerprint(request) if key else b""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            async with _transaction(request, principal) as conn:
+                if key is not None:
+                    if not await idempotency.try_lock(conn, principal.tenant_id, key):
+                        raise RequestInProgressError(
+                            "a request with this Idempotency-Key is still running", retry_after=1
+                        )
+                    stored = await idempotency.find(conn, principal.tenant_id, key)
+                    if stored is not None:
+                        if stored.fingerprint != print_:
+                            raise IdempotencyKeyReusedError(
+                                "this Idempotency-Key was used with a different request"
+                            )
+                        return _to_response(stored, replayed=True)
+                uow = UnitOfWork(
+                    conn=conn,
+                    tenant_id=principal.tenant_id,
+                    tenant_code=principal.tenant_code,
+                    actor=principal.actor,
+                    request_id=getattr(request.state, "request_id", None),
+                    region=settings.region,
+                )
+                result = await service(uow)
+                reply = answer(result)
+                stored = idempotency.StoredResponse(
+                    fingerprint=print_,
+                    status=reply.status,
+                    body=reply.body.model_dump_json().encode(),
+                    location=reply.location,
+                )
+                await uow.flush()
+                if key is not None:
+                    await idempotency.save(conn, principal.tenant_id, key, stored)
+            return _to_response(stored, replayed=False)
+        except _RETRYABLE as exc:
+            log.info("command_retry", attempt=attempt, error=type(exc).__name__)
+            if attempt == MAX_ATTEMPTS:
+                raise ConcurrentUpdateError(
+                    "concurrent updates kept conflicting; try again", retry_after=1
+                ) from None
+            await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
+        except psycopg.errors.IntegrityError as exc:
+            # Constraints are the last wall (DESIGN §6.2): a violation is a 409, never a 500.
+            diag = exc.diag.constraint_name or type(exc).__name__
+            raise ConflictError(f"the change violates {diag}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@asynccontextmanager
+async def _transaction(request: Request, principal: Principal) -> AsyncIterator[AsyncConnection]:
+    settings: Settings = request.app.state.settings
+    async with tenant_transaction(
+        request.app.state.pool,
+        principal.tenant_id,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_timeout_ms,
+    ) as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def read_transaction(
+    request: Request, principal: Principal
+) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction bound to the caller's tenant."""
+    settings: Settings = request.app.state.settings
+    async with tenant_transaction(
+        request.app.state.pool,
+        principal.tenant_id,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_timeout_ms,
+        read_only=True,
+    ) as conn:
+        yield conn

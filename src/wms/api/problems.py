@@ -1,0 +1,172 @@
+"""RFC 9457 problem details: the one table of problem types and the handlers that use it.
+
+Every error the application answers with is ``application/problem+json``: routing
+errors (404/405), malformed JSON (400), validation (422 with JSON Pointer fields),
+domain errors, and unexpected failures (500, without internals).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wms.domain.errors import DomainError, FieldError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_BASE = "https://wms.example/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    """One kind of error: its slug (the end of ``type``), HTTP status and title."""
+
+    slug: str
+    status: int
+    title: str
+
+
+PROBLEM_TYPES: dict[str, ProblemType] = {
+    p.slug: p
+    for p in [
+        ProblemType("malformed-json", 400, "The request body is not valid JSON"),
+        ProblemType("unauthorized", 401, "Missing or invalid credentials"),
+        ProblemType("forbidden", 403, "The credential's role may not do this"),
+        ProblemType("not-found", 404, "No such resource"),
+        ProblemType("method-not-allowed", 405, "Method not allowed on this resource"),
+        ProblemType("conflict", 409, "Conflicts with the current state"),
+        ProblemType("invalid-state", 409, "Not allowed in the object's current status"),
+        ProblemType("request-in-progress", 409, "A request with this key is still running"),
+        ProblemType(
+            "concurrent-update", 409, "Concurrent updates kept this request from finishing"
+        ),
+        ProblemType("payload-too-large", 413, "The request body is too large"),
+        ProblemType("unsupported-media-type", 415, "Send application/json"),
+        ProblemType("validation-error", 422, "The request is not valid"),
+        ProblemType("unknown-reference", 422, "The request names an object that does not exist"),
+        ProblemType("idempotency-key-reused", 422, "The key was used with a different request"),
+        ProblemType("invalid-cursor", 422, "The cursor does not belong to this listing"),
+        ProblemType("import-rejected", 422, "The import has invalid rows; nothing was imported"),
+        ProblemType("rate-limited", 429, "Too many requests"),
+        ProblemType("internal-error", 500, "Internal error"),
+        ProblemType("service-unavailable", 503, "Temporarily unavailable"),
+    ]
+}
+
+
+class FieldProblem(BaseModel):
+    """One invalid field: a JSON Pointer into the body, or a parameter name with ``in``."""
+
+    field: str
+    message: str
+    location: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; extensions such as ``available`` may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | None = None
+
+
+def problem_response(
+    slug: str, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+) -> Response:
+    """A problem+json response of the registered type ``slug``."""
+    kind = PROBLEM_TYPES[slug]
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind.slug,
+        "title": kind.title,
+        "status": kind.status,
+        "detail": detail,
+    }
+    body.update({key: value for key, value in extensions.items() if value is not None})
+    return Response(
+        json.dumps(body, default=str),
+        status_code=kind.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def json_pointer(location: tuple[int | str, ...]) -> str:
+    """``("lines", 0, "quantity")`` → ``/lines/0/quantity`` (RFC 6901 escaping)."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    """FastAPI's errors as ``{field, message}``: body fields as JSON Pointers."""
+    errors = []
+    for error in exc.errors():
+        where, *path = error["loc"]
+        if where == "body":
+            field = json_pointer(tuple(path))
+            errors.append({"field": field or "/", "message": error["msg"]})
+        else:
+            name = ".".join(str(p) for p in path)
+            errors.append({"field": name, "message": error["msg"], "location": str(where)})
+    return errors
+
+
+def problems_description() -> str:
+    """Markdown table of every problem type, for the OpenAPI description."""
+    rows = "\n".join(f"| `{p.slug}` | {p.status} | {p.title} |" for p in PROBLEM_TYPES.values())
+    return (
+        f"Errors are RFC 9457 `application/problem+json`; `type` is `{PROBLEM_BASE}<slug>`.\n\n"
+        f"| slug | status | title |\n|---|---|---|\n{rows}\n"
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error of ``app`` through the problem types above."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+            exc.status_code, "validation-error" if exc.status_code < 500 else "internal-error"
+        )
+        detail = str(exc.detail) if exc.detail else PROBLEM_TYPES[slug].title
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            detail = f"no route or resource at {request.url.path}"
+        return problem_response(slug, detail, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            return problem_response("malformed-json", "the request body is not valid JSON")
+        errors = validation_errors(exc)
+        return problem_response(
+            "validation-error", f"{len(errors)} invalid field(s)", errors=errors
+        )
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        errors = None
+        if isinstance(exc, FieldError):
+            errors = [{"field": field, "message": message} for field, message in exc.errors]
+        extensions = dict(exc.extensions)
+        headers = {}
+        if "retry_after" in extensions:
+            headers["Retry-After"] = str(extensions.pop("retry_after"))
+        if exc.slug == "unauthorized":
+            headers["WWW-Authenticate"] = "Bearer"
+        return problem_response(exc.slug, exc.detail, errors=errors, headers=headers, **extensions)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error=type(exc).__name__)
+        return problem_response("internal-error", "an unexpected error occurred; see the log")

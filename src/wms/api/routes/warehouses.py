@@ -1,0 +1,156 @@
+"""``/warehouses``: create, read, update, list, carrier cut-offs."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import Field, field_validator
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.routing import api_router
+from wms.api.schemas import Code, Name, RequestModel, ResponseModel
+from wms.domain.errors import NotFoundError
+from wms.domain.time import is_time_zone
+from wms.services import warehouses as service
+from wms.store import warehouses as store
+
+router = api_router("warehouses")
+DEFAULT_STAGING = "OUTBOUND"
+TimeZone = Annotated[str, Field(examples=["America/Sao_Paulo"], max_length=64)]
+
+
+def _check_zone(value: str | None) -> str | None:
+    if value is not None and not is_time_zone(value):
+        raise ValueError("must be an IANA time zone such as America/Sao_Paulo")
+    return value
+
+
+class NewWarehouse(RequestModel):
+    """Body of ``POST /warehouses``."""
+
+    code: Code
+    name: Name
+    timezone: TimeZone
+    outbound_staging_location: Code = DEFAULT_STAGING
+
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class WarehouseChanges(RequestModel):
+    """Body of ``PATCH /warehouses/{code}``: only the fields given change."""
+
+    name: Name | None = None
+    timezone: TimeZone | None = None
+    active: bool | None = None
+
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class CarrierCutoff(RequestModel):
+    """A carrier's daily cut-off, in the warehouse's local time."""
+
+    carrier: Annotated[str, Field(min_length=1, max_length=60)]
+    time: time
+
+
+class CarrierCutoffs(RequestModel):
+    """Body of ``PUT /warehouses/{code}/carrier-cutoffs``: replaces the whole list."""
+
+    cutoffs: Annotated[list[CarrierCutoff], Field(max_length=200)]
+
+
+class CutoffOut(ResponseModel):
+    """A carrier cut-off as stored (``HH:MM``)."""
+
+    carrier: str
+    time: str
+
+
+class Warehouse(ResponseModel):
+    """A warehouse."""
+
+    code: str
+    name: str
+    timezone: str
+    outbound_staging_location: str
+    active: bool
+    carrier_cutoffs: list[CutoffOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _created(row: dict[str, Any]) -> Answer:
+    warehouse = Warehouse.model_validate(row)
+    return Answer(201, warehouse, f"/api/v1/warehouses/{warehouse.code}")
+
+
+def _ok(row: dict[str, Any]) -> Answer:
+    return Answer(200, Warehouse.model_validate(row))
+
+
+@router.post("/warehouses", status_code=201, response_model=Warehouse)
+async def create_warehouse(
+    body: NewWarehouse, request: Request, principal: PrincipalDep
+) -> Response:
+    """Create a warehouse with its outbound staging location."""
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.create_warehouse(
+            uow,
+            code=body.code,
+            name=body.name,
+            timezone=body.timezone,
+            staging_location=body.outbound_staging_location,
+        ),
+        _created,
+    )
+
+
+@router.get("/warehouses", response_model=Page[Warehouse])
+async def list_warehouses(
+    request: Request, principal: PrincipalDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[Warehouse]:
+    """Warehouses in creation order (by id)."""
+    listing = start_listing(request, principal.tenant_id, limit=limit, cursor=cursor)
+    after = listing.after[0] if listing.after else None
+    async with read_transaction(request, principal) as conn:
+        rows = await store.list_page(conn, after, listing.fetch)
+    return listing.page(rows, position=lambda row: [row["id"]], item=Warehouse.model_validate)
+
+
+@router.get("/warehouses/{code}", response_model=Warehouse)
+async def get_warehouse(code: str, request: Request, principal: PrincipalDep) -> Warehouse:
+    """One warehouse."""
+    async with read_transaction(request, principal) as conn:
+        row = await store.get(conn, code)
+    if row is None:
+        raise NotFoundError(f"no warehouse {code}")
+    return Warehouse.model_validate(row)
+
+
+@router.patch("/warehouses/{code}", response_model=Warehouse)
+async def update_warehouse(
+    code: str, body: WarehouseChanges, request: Request, principal: PrincipalDep
+) -> Response:
+    """Change a warehouse's name, time zone or active flag."""
+    changes = body.model_dump(exclude_unset=True)
+    return await run_command(
+        request, principal, lambda uow: service.update_warehouse(uow, code, changes), _ok
+    )
+
+
+@router.put("/warehouses/{code}/carrier-cutoffs", response_model=Warehouse)
+async def set_carrier_cutoffs(
+    code: str, body: CarrierCutoffs, request: Request, principal: PrincipalDep
+) -> Response:
+    """Replace the carrier cut-off times."""
+    cutoffs = [(c.carrier, c.time) for c in body.cutoffs]
+    return await run_command(
+        request, principal, lambda uow: service.set_carrier_cutoffs(uow, code, cutoffs), _ok
+    )

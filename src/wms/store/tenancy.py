@@ -1,0 +1,41 @@
+"""Transactions bound to one tenant, as the runtime role, so row-level security applies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from wms.store.roles import APP
+
+_BIND = (
+    "SELECT set_config('role', %(role)s, true), set_config('app.tenant_id', %(tenant)s, true), "
+    "set_config('statement_timeout', %(st)s, true), set_config('lock_timeout', %(lt)s, true), "
+    "set_config('transaction_read_only', %(ro)s, true)"
+)
+
+
+@asynccontextmanager
+async def tenant_transaction(
+    pool: AsyncConnectionPool[AsyncConnection],
+    tenant_id: int,
+    *,
+    statement_timeout_ms: int,
+    lock_timeout_ms: int,
+    read_only: bool = False,
+) -> AsyncIterator[AsyncConnection]:
+    """One transaction as ``wms_app`` with ``app.tenant_id`` set; commits unless it raises."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            _BIND,
+            {
+                "role": APP,
+                "tenant": str(tenant_id),
+                "st": str(statement_timeout_ms),
+                "lt": str(lock_timeout_ms),
+                "ro": "on" if read_only else "off",
+            },
+        )
+        yield conn

@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     app.include_router(health.router)
-    for router in routes.ROUTERS:
+    for router in routes.discover_routers():
         app.include_router(router)
     _describe_roles(app)
     if settings.docs_enabled:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -72,16 +72,16 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     install_problem_handlers(app)
     app.include_router(health.router)
     for router in routes.discover_routers():
+        _describe_roles(router)
         app.include_router(router)
-    _describe_roles(app)
     if settings.docs_enabled:
         _mount_docs(app)
     return app
 
 
-def _describe_roles(app: FastAPI) -> None:
+def _describe_roles(router: APIRouter) -> None:
     """Append each operation's allowed roles to its OpenAPI description (fails if unlisted)."""
-    for route in app.routes:
+    for route in router.routes:
         if isinstance(route, APIRoute) and route.path.startswith(API_PREFIX):
             lines = [roles_text(method, route.path) for method in sorted(route.methods or ())]
             route.description = "\n\n".join([route.description or "", *lines]).strip()

@@ -23,6 +23,9 @@ def route_template(scope: Scope) -> str:
         path: object = getattr(route, "path", None)
         if isinstance(path, str):
             return path
+    if scope.get("endpoint") is not None and not scope.get("path_params"):
+        # A plain route without parameters (/openapi.json, /docs): its path is its template.
+        return str(scope["path"])
     return UNMATCHED_ROUTE
 
 

@@ -1,0 +1,60 @@
+"""``/audit``: who changed what, when, from which request, before and after."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import read_transaction
+from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.routing import api_router
+from wms.api.schemas import ResponseModel
+from wms.store import audit as store
+
+router = api_router("audit")
+
+
+class AuditEntry(ResponseModel):
+    """One audited change."""
+
+    id: int
+    occurred_at: datetime
+    actor: str
+    entity: str
+    entity_id: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+
+
+@router.get("/audit", response_model=Page[AuditEntry])
+async def list_audit(
+    request: Request,
+    principal: PrincipalDep,
+    *,
+    entity: Annotated[str | None, Query(max_length=60, description="e.g. warehouse")] = None,
+    id: Annotated[str | None, Query(max_length=200, description="The entity's code or id")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[AuditEntry]:
+    """Audit entries, newest first (by id, descending), optionally for one entity."""
+    listing = start_listing(
+        request,
+        principal.tenant_id,
+        limit=limit,
+        cursor=cursor,
+        filters={"entity": entity, "id": id},
+    )
+    async with read_transaction(request, principal) as conn:
+        rows = await store.list_entries(
+            conn,
+            entity=entity,
+            entity_id=id,
+            after_id=listing.after[0] if listing.after else None,
+            limit=listing.fetch,
+        )
+    return listing.page(rows, position=lambda row: [row["id"]], item=AuditEntry.model_validate)

@@ -1,0 +1,223 @@
+"""The one command pipeline: idempotency, audit and outbox rows, problem+json errors."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+
+from tests.conftest import ApiClient, TenantKeys
+from wms.domain.roles import Role
+
+WAREHOUSE = {"code": "SP1", "name": "São Paulo 1", "timezone": "America/Sao_Paulo"}
+
+
+def count(database_url: str, query: str, *params: object) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_same_post_with_the_same_key_has_one_effect_and_replays_the_answer(
+    api: ApiClient, database_url: str
+) -> None:
+    headers = {"Idempotency-Key": "create-sp1"}
+    first = api.post("/warehouses", json=WAREHOUSE, headers=headers)
+    again = api.post("/warehouses", json=WAREHOUSE, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert again.headers["location"] == first.headers["location"] == "/api/v1/warehouses/SP1"
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert count(database_url, "SELECT count(*) FROM wms.warehouses") == 1
+    assert count(database_url, "SELECT count(*) FROM wms.audit_log") == 1
+    assert count(database_url, "SELECT count(*) FROM wms.outbox") == 1
+
+
+def test_the_fingerprint_ignores_key_order_and_whitespace(api: ApiClient) -> None:
+    headers = {"Idempotency-Key": "k", "Content-Type": "application/json"}
+    first = api.post("/warehouses", json=WAREHOUSE, headers=headers)
+    reordered = '{ "timezone": "America/Sao_Paulo", "name": "São Paulo 1",  "code": "SP1" }'
+    again = api.post("/warehouses", content=reordered.encode(), headers=headers)
+    assert again.status_code == 201
+    assert again.content == first.content
+
+
+def test_a_key_reused_with_another_body_is_422_and_changes_nothing(
+    api: ApiClient, database_url: str
+) -> None:
+    headers = {"Idempotency-Key": "reused"}
+    assert api.post("/warehouses", json=WAREHOUSE, headers=headers).status_code == 201
+    other = api.post("/warehouses", json={**WAREHOUSE, "code": "SP2"}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["type"] == "https://wms.example/problems/idempotency-key-reused"
+    assert count(database_url, "SELECT count(*) FROM wms.warehouses") == 1
+
+
+def test_keys_are_scoped_per_tenant(api: ApiClient, make_tenant: Any) -> None:
+    headers = {"Idempotency-Key": "shared-key"}
+    other = api.as_key(make_tenant().keys[Role.ADMIN])
+    assert api.post("/warehouses", json=WAREHOUSE, headers=headers).status_code == 201
+    second = other.post("/warehouses", json={**WAREHOUSE, "code": "X"}, headers=headers)
+    assert second.status_code == 201
+    assert "idempotent-replayed" not in second.headers
+
+
+def test_concurrent_requests_with_one_key_have_one_effect(
+    api: ApiClient, database_url: str
+) -> None:
+    headers = {"Idempotency-Key": "race"}
+    answers: list[Any] = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        barrier.wait()
+        answers.append(api.post("/warehouses", json=WAREHOUSE, headers=headers))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    created = [a for a in answers if a.status_code == 201]
+    in_progress = [a for a in answers if a.status_code == 409]
+    assert len(created) + len(in_progress) == 8, [a.status_code for a in answers]
+    assert created, "at least the first request succeeds"
+    assert len({a.content for a in created}) == 1
+    for answer in in_progress:
+        assert answer.json()["type"].endswith("/request-in-progress")
+        assert answer.headers["retry-after"] == "1"
+    assert count(database_url, "SELECT count(*) FROM wms.warehouses") == 1
+    replay = api.post("/warehouses", json=WAREHOUSE, headers=headers)
+    assert replay.content == created[0].content
+
+
+def test_an_overlong_idempotency_key_is_422(api: ApiClient) -> None:
+    response = api.post("/warehouses", json=WAREHOUSE, headers={"Idempotency-Key": "k" * 256})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_a_failed_command_leaves_no_audit_event_or_idempotency_record(
+    api: ApiClient, database_url: str
+) -> None:
+    assert api.post("/warehouses", json=WAREHOUSE).status_code == 201
+    duplicate = api.post("/warehouses", json=WAREHOUSE, headers={"Idempotency-Key": "dup"})
+    assert duplicate.status_code == 409
+    assert count(database_url, "SELECT count(*) FROM wms.audit_log") == 1
+    assert count(database_url, "SELECT count(*) FROM wms.outbox") == 1
+    assert count(database_url, "SELECT count(*) FROM wms.idempotency_keys") == 0
+
+
+def test_each_command_writes_an_audit_row_with_request_id_and_an_event(
+    api: ApiClient, database_url: str
+) -> None:
+    api.post("/warehouses", json=WAREHOUSE, headers={"X-Request-ID": "req-42"})
+    api.patch("/warehouses/SP1", json={"name": "Renamed"})
+    with psycopg.connect(database_url) as conn:
+        audit = conn.execute(
+            "SELECT action, request_id, before->>'name', after->>'name', actor "
+            "FROM wms.audit_log ORDER BY id"
+        ).fetchall()
+        events = conn.execute(
+            "SELECT type, source, subject, xid IS NOT NULL FROM wms.outbox ORDER BY id"
+        ).fetchall()
+    assert [row[:4] for row in audit] == [
+        ("created", "req-42", None, "São Paulo 1"),
+        ("updated", audit[1][1], "São Paulo 1", "Renamed"),
+    ]
+    assert all(row[4].startswith("apikey:") for row in audit)
+    assert events == [
+        ("wms.warehouse.created", "/wms/local/SP1", "warehouse/SP1", True),
+        ("wms.warehouse.updated", "/wms/local/SP1", "warehouse/SP1", True),
+    ]
+
+
+def test_audit_listing_filters_by_entity_and_id(api: ApiClient) -> None:
+    api.post("/warehouses", json=WAREHOUSE)
+    api.post("/warehouses", json={**WAREHOUSE, "code": "SP2"})
+    api.patch("/settings", json={"recount_tolerance_pct": 2.5})
+    entries = api.get("/audit", params={"entity": "warehouse", "id": "SP2"}).json()["items"]
+    assert [(e["entity_id"], e["action"]) for e in entries] == [("SP2", "created")]
+    everything = api.get("/audit").json()["items"]
+    assert [e["entity"] for e in everything] == ["settings", "warehouse", "warehouse"]
+
+
+def test_settings_have_defaults_and_only_admins_change_them(
+    api: ApiClient, tenant: TenantKeys
+) -> None:
+    defaults = api.get("/settings").json()
+    assert defaults["allocation_strategy"] == "fifo"
+    assert defaults["backorder_policy"] == "backorder"
+    assert defaults["updated_at"] is None
+    supervisor = api.as_key(tenant.keys[Role.SUPERVISOR])
+    assert supervisor.patch("/settings", json={"allocation_strategy": "fefo"}).status_code == 403
+    changed = api.patch("/settings", json={"allocation_strategy": "fefo"})
+    assert changed.status_code == 200
+    assert changed.json()["allocation_strategy"] == "fefo"
+    assert supervisor.get("/settings").json()["allocation_strategy"] == "fefo"
+    bad = api.patch("/settings", json={"recount_tolerance_pct": 150})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "/recount_tolerance_pct"
+
+
+def test_every_error_is_problem_json_with_the_right_status_and_type(api: ApiClient) -> None:
+    cases = [
+        (api.get("/no-such-thing"), 404, "not-found"),
+        (api.client.get("/nowhere"), 404, "not-found"),
+        (api.request("DELETE", "/warehouses"), 405, "method-not-allowed"),
+        (
+            api.post(
+                "/warehouses",
+                content=b'{"code": "SP1",',
+                headers={"Content-Type": "application/json"},
+            ),
+            400,
+            "malformed-json",
+        ),
+        (api.post("/warehouses", data={"code": "SP1"}), 415, "unsupported-media-type"),
+        (api.get("/warehouses/NOPE"), 404, "not-found"),
+        (api.get("/warehouses", params={"limit": 0}), 422, "validation-error"),
+        (api.get("/warehouses", params={"cursor": "garbage"}), 422, "invalid-cursor"),
+    ]
+    for response, status, slug in cases:
+        assert response.status_code == status, (slug, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["type"] == f"https://wms.example/problems/{slug}"
+        assert body["status"] == status
+        assert body["title"]
+        assert body["detail"]
+
+
+def test_wrong_types_are_422_with_json_pointer_fields(api: ApiClient) -> None:
+    response = api.post(
+        "/warehouses", json={"code": 5, "name": "", "timezone": "Nowhere/City", "extra": 1}
+    )
+    assert response.status_code == 422
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert fields == {"/code", "/name", "/timezone", "/extra"}
+    nested = api.put("/warehouses/SP1/carrier-cutoffs", json={"cutoffs": [{"carrier": "C"}]})
+    assert nested.status_code == 422
+    assert nested.json()["errors"][0]["field"] == "/cutoffs/0/time"
+
+
+def test_keyset_paging_returns_every_row_once_and_ends_with_a_null_cursor(
+    api: ApiClient,
+) -> None:
+    for number in range(7):
+        api.post("/warehouses", json={**WAREHOUSE, "code": f"W{number}"})
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = api.get("/warehouses", params=params).json()
+        seen += [item["code"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"W{number}" for number in range(7)]

@@ -221,3 +221,27 @@ def test_keyset_paging_returns_every_row_once_and_ends_with_a_null_cursor(
         if cursor is None:
             break
     assert seen == [f"W{number}" for number in range(7)]
+
+
+def test_statement_and_lock_timeouts_answer_503_and_change_nothing(
+    settings: Any, tenant: TenantKeys, database_url: str
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from wms.app import create_app
+
+    slow = settings.model_copy(update={"statement_timeout_ms": 300, "lock_timeout_ms": 10_000})
+    impatient = settings.model_copy(update={"statement_timeout_ms": 10_000, "lock_timeout_ms": 200})
+    with psycopg.connect(database_url) as blocker:
+        blocker.execute("LOCK TABLE wms.warehouses IN ACCESS EXCLUSIVE MODE")
+        for variant in (slow, impatient):
+            with TestClient(create_app(variant), raise_server_exceptions=False) as client:
+                client_api = ApiClient(client, tenant.keys[Role.ADMIN])
+                read = client_api.get("/warehouses")
+                assert read.status_code == 503, read.text
+                assert read.headers["retry-after"]
+                write = client_api.post("/warehouses", json=WAREHOUSE)
+                assert write.status_code in {409, 503}, write.text
+                assert write.headers["content-type"] == "application/problem+json"
+        blocker.rollback()
+    assert count(database_url, "SELECT count(*) FROM wms.warehouses") == 0

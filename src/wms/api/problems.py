@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -165,6 +167,37 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.slug == "unauthorized":
             headers["WWW-Authenticate"] = "Bearer"
         return problem_response(exc.slug, exc.detail, errors=errors, headers=headers, **extensions)
+
+    @app.exception_handler(psycopg.errors.LockNotAvailable)
+    async def lock_timeout(request: Request, exc: psycopg.errors.LockNotAvailable) -> Response:
+        # A read waited longer than lock_timeout (commands retry, then answer 409).
+        return problem_response(
+            "service-unavailable", "the data is busy; retry shortly", headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def too_slow(request: Request, exc: psycopg.errors.QueryCanceled) -> Response:
+        # statement_timeout: the database gave up on this request; nothing was changed.
+        log.warning("statement_timeout", route=request.url.path)
+        return problem_response(
+            "service-unavailable",
+            "the request took longer than the server allows; nothing was changed",
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_unavailable(request: Request, exc: psycopg.OperationalError) -> Response:
+        log.warning("database_unavailable", error=type(exc).__name__)
+        return problem_response(
+            "service-unavailable", "the database is unavailable", headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> Response:
+        log.warning("database_pool_exhausted")
+        return problem_response(
+            "service-unavailable", "the server is busy; retry shortly", headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

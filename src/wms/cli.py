@@ -29,6 +29,7 @@ from wms.services import tenants
 from wms.store.database import DatabaseUnavailableError, wait_for_database
 from wms.store.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 from wms.store.migrations import MigrationError, Migrator
+from wms.store.partitions import ensure_movement_partitions
 from wms.store.roles import RoleSetupError
 from wms.store.tenants import admin_connection
 
@@ -70,7 +71,9 @@ def migrate_database(settings: Settings) -> list[str]:
         statement_timeout_ms=settings.migration_statement_timeout_ms,
         lock_wait_seconds=settings.migration_lock_wait_seconds,
     )
-    return [migration.script for migration in migrator.migrate()]
+    applied = [migration.script for migration in migrator.migrate()]
+    ensure_movement_partitions(settings.migration_url)
+    return applied
 
 
 @contextlib.contextmanager

@@ -48,6 +48,9 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("conflict", 409, "Conflicts with the current state"),
         ProblemType("invalid-state", 409, "Not allowed in the object's current status"),
         ProblemType("request-in-progress", 409, "A request with this key is still running"),
+        ProblemType("insufficient-stock", 409, "Not enough unallocated stock"),
+        ProblemType("location-unavailable", 409, "The location is inactive or full"),
+        ProblemType("lot-expiry-conflict", 409, "The lot already has another expiry date"),
         ProblemType(
             "concurrent-update", 409, "Concurrent updates kept this request from finishing"
         ),

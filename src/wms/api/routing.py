@@ -9,8 +9,14 @@ from wms.api.permissions import API_PREFIX
 from wms.api.problems import Problem
 from wms.domain.errors import DomainError
 
+# Errors are served as application/problem+json only; the schema is named there.
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
+    status: {
+        "model": Problem,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
     for status in (400, 401, 403, 404, 409, 415, 422, 429, 503)
 }
 

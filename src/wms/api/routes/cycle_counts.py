@@ -1,0 +1,149 @@
+"""``/cycle-counts``: blind counts, results with recounts, supervisor approval."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import Field, model_validator
+
+from wms.api.auth import Principal, PrincipalDep
+from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.routing import api_router
+from wms.api.schemas import Code, RequestModel, ResponseModel, Sku
+from wms.domain.roles import Role
+from wms.services import cycle_counts as service
+from wms.services.cycle_counts import CountResult
+
+router = api_router("cycle-counts")
+CountStatus = Annotated[str, Field(pattern="^(open|counted|approved|cancelled)$")]
+
+
+class NewCycleCount(RequestModel):
+    """Body of ``POST /cycle-counts``: locations, or SKUs wherever they are stored."""
+
+    warehouse: Code
+    locations: Annotated[list[Code], Field(min_length=1, max_length=5000)] | None = None
+    skus: Annotated[list[Sku], Field(min_length=1, max_length=5000)] | None = None
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> NewCycleCount:
+        if (self.locations is None) == (self.skus is None):
+            raise ValueError("give either locations or skus")
+        return self
+
+
+class Result(RequestModel):
+    """One counted quantity."""
+
+    location: Code
+    sku: Sku
+    lot: Annotated[str | None, Field(max_length=40)] = None
+    counted: Annotated[int, Field(ge=0, le=1_000_000_000)]
+
+
+class Results(RequestModel):
+    """Body of ``POST /cycle-counts/{id}/results``."""
+
+    results: Annotated[list[Result], Field(min_length=1, max_length=5000)]
+
+
+class CountLine(ResponseModel):
+    """A line to count; expected and variance are hidden from counters (blind count)."""
+
+    line: int
+    location: str
+    sku: str
+    lot: str | None
+    status: str
+    counted: int | None
+    expected: int | None
+    variance: int | None
+    attempts: int
+
+
+class CycleCount(ResponseModel):
+    """A cycle count with its lines."""
+
+    id: int
+    warehouse: str
+    status: CountStatus
+    blind: bool
+    created_at: datetime
+    approved_at: datetime | None
+    accuracy_pct: float | None
+    lines: list[CountLine]
+
+
+def present(count: dict[str, Any], principal: Principal) -> CycleCount:
+    """The count as ``principal`` may see it: counters never see expected quantities."""
+    hide = count["blind"] and principal.role == Role.OPERATOR and count["status"] != "approved"
+    lines = [
+        CountLine(
+            line=line["line_no"],
+            location=line["location"],
+            sku=line["sku"],
+            lot=line["lot"],
+            status=line["status"],
+            counted=line["counted"],
+            expected=None if hide else line["expected"],
+            variance=None
+            if hide or line["counted"] is None or line["expected"] is None
+            else line["counted"] - line["expected"],
+            attempts=line["attempts"],
+        )
+        for line in count["lines"]
+    ]
+    return CycleCount.model_validate({**count, "lines": lines})
+
+
+@router.post("/cycle-counts", status_code=201, response_model=CycleCount)
+async def create_count(body: NewCycleCount, request: Request, principal: PrincipalDep) -> Response:
+    """Open a blind count of some locations or of some SKUs."""
+
+    def answer(count: dict[str, Any]) -> Answer:
+        return Answer(201, present(count, principal), f"/api/v1/cycle-counts/{count['id']}")
+
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.create_count(
+            uow, warehouse=body.warehouse, locations=body.locations, skus=body.skus
+        ),
+        answer,
+    )
+
+
+@router.get("/cycle-counts/{id}", response_model=CycleCount)
+async def get_count(id: int, request: Request, principal: PrincipalDep) -> CycleCount:
+    """A count with its lines (blind for counters until approved)."""
+    async with read_transaction(request, principal) as conn:
+        count = await service.view(conn, id)
+    return present(count, principal)
+
+
+@router.post("/cycle-counts/{id}/results", response_model=CycleCount)
+async def record_results(
+    id: int, body: Results, request: Request, principal: PrincipalDep
+) -> Response:
+    """Record counted quantities; a first count beyond the tolerance asks for a recount."""
+    results = [CountResult(r.location, r.sku, r.lot, r.counted) for r in body.results]
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.record_results(uow, id, results),
+        lambda count: Answer(200, present(count, principal)),
+    )
+
+
+@router.post("/cycle-counts/{id}/approve", response_model=CycleCount)
+async def approve(id: int, request: Request, principal: PrincipalDep) -> Response:
+    """Approve a counted count: variances become ``cycle_count`` adjustments."""
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.approve(uow, id),
+        lambda count: Answer(200, present(count, principal)),
+    )

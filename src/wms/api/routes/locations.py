@@ -1,0 +1,386 @@
+"""``/warehouses/{wh}/zones``, ``/locations`` (with the bulk import) and ``/putaway-rules``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Request
+from fastapi.responses import Response
+from pydantic import Field, field_validator
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.problems import Problem
+from wms.api.routing import api_router
+from wms.api.schemas import Code, Name, RequestModel, ResponseModel, Sku
+from wms.domain.errors import DomainError, FieldError, NotFoundError
+from wms.domain.locations import COLUMNS, MAX_INT, LocationType, RawRow, csv_rows, json_rows
+from wms.services import locations as service
+from wms.store import locations as store
+
+router = api_router("locations")
+
+PickSequence = Annotated[int, Field(ge=0, le=MAX_INT, examples=[10])]
+CapacityUnits = Annotated[int, Field(gt=0, le=MAX_INT, examples=[500])]
+Measure = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
+VelocityClass = Literal["A", "B", "C"]
+_NOT_NULL = ("type", "pick_sequence", "active")
+
+
+class MalformedJsonError(DomainError):
+    """The import body claims to be JSON but is not."""
+
+    slug = "malformed-json"
+
+
+class NewZone(RequestModel):
+    """Body of ``POST /warehouses/{wh}/zones``."""
+
+    code: Code
+    name: Name | None = None
+
+
+class Zone(ResponseModel):
+    """A zone of a warehouse."""
+
+    code: str
+    name: str | None
+    warehouse: str
+    created_at: datetime
+
+
+class NewLocation(RequestModel):
+    """Body of ``POST /warehouses/{wh}/locations``; ``zone`` names a zone of the warehouse."""
+
+    code: Code
+    type: LocationType
+    zone: Code | None = None
+    pick_sequence: PickSequence = 0
+    capacity_units: CapacityUnits | None = None
+    capacity_volume_l: Measure | None = None
+    capacity_weight_kg: Measure | None = None
+    active: bool = True
+
+
+class LocationChanges(RequestModel):
+    """Body of ``PATCH /warehouses/{wh}/locations/{code}``: only the fields given change.
+
+    ``zone`` and the capacities may be null (cleared); the other fields may not.
+    """
+
+    type: LocationType | None = None
+    zone: Code | None = None
+    pick_sequence: PickSequence | None = None
+    capacity_units: CapacityUnits | None = None
+    capacity_volume_l: Measure | None = None
+    capacity_weight_kg: Measure | None = None
+    active: bool | None = None
+
+    @field_validator(*_NOT_NULL)
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+
+class Location(ResponseModel):
+    """A location; ``warehouse`` and ``zone`` are codes."""
+
+    code: str
+    warehouse: str
+    zone: str | None
+    type: LocationType
+    pick_sequence: int
+    capacity_units: int | None
+    capacity_volume_l: float | None
+    capacity_weight_kg: float | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportedLocationRow(RequestModel):
+    """One row of a JSON import; optional fields left out keep an existing location's value."""
+
+    code: Code
+    type: LocationType
+    zone: Code | None = None
+    pick_sequence: PickSequence | None = None
+    capacity_units: CapacityUnits | None = None
+    capacity_volume_l: float | None = Field(None, gt=0)
+    capacity_weight_kg: float | None = Field(None, gt=0)
+    active: bool | None = None
+
+
+class RowError(ResponseModel):
+    """One bad value of an import: CSV line (header = 1) or JSON index from 1, and field."""
+
+    line: int
+    field: str
+    message: str
+
+
+class ImportProblem(Problem):
+    """A 422 of an import: ``import-rejected`` lists ``row_errors``; others list ``errors``."""
+
+    row_errors: list[RowError] | None = None
+
+
+class ImportResult(ResponseModel):
+    """What an import did."""
+
+    created: int
+    updated: int
+
+
+class PutawayRule(RequestModel):
+    """One rule: stock matching sku / category / velocity class goes to ``zone``."""
+
+    sku: Sku | None = None
+    category: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    velocity_class: VelocityClass | None = None
+    zone: Code
+    allow_mixed_lots: bool = False
+
+
+class PutawayRules(RequestModel):
+    """Body of ``PUT /warehouses/{wh}/putaway-rules``: replaces the whole ordered list."""
+
+    rules: Annotated[list[PutawayRule], Field(max_length=500)]
+
+
+class PutawayRuleOut(ResponseModel):
+    """A stored rule; ``position`` counts from 1 in evaluation order."""
+
+    position: int
+    sku: str | None
+    category: str | None
+    velocity_class: VelocityClass | None
+    zone: str
+    allow_mixed_lots: bool
+
+
+class PutawayRulesOut(ResponseModel):
+    """The warehouse's putaway rules, in order."""
+
+    rules: list[PutawayRuleOut]
+
+
+_IMPORT_PROBLEM: dict[str, Any] = {
+    "model": ImportProblem,
+    "content": {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/ImportProblem"}}
+    },
+}
+
+
+def _import_body_schema() -> dict[str, Any]:
+    # The row's enum refers to the LocationType schema that NewLocation puts in components.
+    row = ImportedLocationRow.model_json_schema(ref_template="#/components/schemas/{model}")
+    row.pop("$defs", None)
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["locations"],
+                    "additionalProperties": False,
+                    "properties": {"locations": {"type": "array", "items": row}},
+                }
+            },
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": ",".join(COLUMNS) + "\nA-01-01,storage,A,10,500,,,true\n",
+            },
+        },
+    }
+
+
+@router.post("/warehouses/{wh}/zones", status_code=201, response_model=Zone)
+async def create_zone(
+    wh: str, body: NewZone, request: Request, principal: PrincipalDep
+) -> Response:
+    """Create a zone in a warehouse."""
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.create_zone(uow, wh, body.code, body.name),
+        lambda row: Answer(
+            201, Zone.model_validate(row), f"/api/v1/warehouses/{wh}/zones/{row['code']}"
+        ),
+    )
+
+
+@router.get("/warehouses/{wh}/zones", response_model=Page[Zone])
+async def list_zones(
+    wh: str,
+    request: Request,
+    principal: PrincipalDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[Zone]:
+    """The warehouse's zones in creation order (by id)."""
+    listing = start_listing(
+        request, principal.tenant_id, limit=limit, cursor=cursor, filters={"wh": wh}
+    )
+    after = int(listing.after[0]) if listing.after else None
+    async with read_transaction(request, principal) as conn:
+        wh_id = await service.warehouse_id(conn, wh)
+        rows = await store.list_zones(conn, wh_id, after, listing.fetch)
+    return listing.page(rows, position=lambda row: [row["id"]], item=Zone.model_validate)
+
+
+@router.get("/warehouses/{wh}/zones/{code}", response_model=Zone)
+async def get_zone(wh: str, code: str, request: Request, principal: PrincipalDep) -> Zone:
+    """One zone."""
+    async with read_transaction(request, principal) as conn:
+        row = await store.get_zone(conn, await service.warehouse_id(conn, wh), code)
+    if row is None:
+        raise NotFoundError(f"no zone {code} in warehouse {wh}")
+    return Zone.model_validate(row)
+
+
+@router.post("/warehouses/{wh}/locations", status_code=201, response_model=Location)
+async def create_location(
+    wh: str, body: NewLocation, request: Request, principal: PrincipalDep
+) -> Response:
+    """Create a location; ``zone``, if given, must be a zone of the same warehouse."""
+    values = body.model_dump()
+    values["type"] = body.type.value
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.create_location(uow, wh, values),
+        lambda row: Answer(
+            201, Location.model_validate(row), f"/api/v1/warehouses/{wh}/locations/{row['code']}"
+        ),
+    )
+
+
+@router.get("/warehouses/{wh}/locations", response_model=Page[Location])
+async def list_locations(
+    wh: str,
+    request: Request,
+    principal: PrincipalDep,
+    *,
+    type: Annotated[LocationType | None, Query(description="Only this type.")] = None,
+    zone: Annotated[str | None, Query(max_length=40, description="Only this zone's code.")] = None,
+    active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[Location]:
+    """The warehouse's locations in walking order: by ``pick_sequence``, then ``id``."""
+    type_ = type.value if type else None
+    filters = {"wh": wh, "type": type_, "zone": zone, "active": active}
+    listing = start_listing(
+        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
+    )
+    after = (int(listing.after[0]), int(listing.after[1])) if listing.after else None
+    async with read_transaction(request, principal) as conn:
+        wh_id = await service.warehouse_id(conn, wh)
+        rows = await store.list_locations(
+            conn,
+            wh_id,
+            type_=type_,
+            zone=zone,
+            active=active,
+            after=after,
+            limit=listing.fetch,
+        )
+    return listing.page(
+        rows, position=lambda row: [row["pick_sequence"], row["id"]], item=Location.model_validate
+    )
+
+
+@router.get("/warehouses/{wh}/locations/{code}", response_model=Location)
+async def get_location(wh: str, code: str, request: Request, principal: PrincipalDep) -> Location:
+    """One location."""
+    async with read_transaction(request, principal) as conn:
+        row = await store.get_location(conn, await service.warehouse_id(conn, wh), code)
+    if row is None:
+        raise NotFoundError(f"no location {code} in warehouse {wh}")
+    return Location.model_validate(row)
+
+
+@router.patch("/warehouses/{wh}/locations/{code}", response_model=Location)
+async def update_location(
+    wh: str, code: str, body: LocationChanges, request: Request, principal: PrincipalDep
+) -> Response:
+    """Change a location's type, zone, pick sequence, capacities or active flag."""
+    changes = body.model_dump(exclude_unset=True)
+    if body.type is not None:
+        changes["type"] = body.type.value
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.update_location(uow, wh, code, changes),
+        lambda row: Answer(200, Location.model_validate(row)),
+    )
+
+
+@router.post(
+    "/warehouses/{wh}/locations:import",
+    response_model=ImportResult,
+    responses={422: _IMPORT_PROBLEM},
+    openapi_extra={"requestBody": _import_body_schema()},
+)
+async def import_locations(wh: str, request: Request, principal: PrincipalDep) -> Response:
+    """Create or update locations by code from JSON ``{"locations": [...]}`` or ``text/csv``.
+
+    All or nothing: any bad row rejects the file (422 ``import-rejected``) with each error's
+    ``line`` (CSV: physical line, header = 1; JSON: 1-based index) and ``field``.
+    """
+    body = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def rows() -> list[RawRow]:
+        return csv_rows(body) if content_type == "text/csv" else json_rows(_locations_list(body))
+
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.import_locations(uow, wh, rows),
+        lambda summary: Answer(200, ImportResult.model_validate(summary)),
+    )
+
+
+def _locations_list(body: bytes) -> list[object]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise MalformedJsonError("the request body is not valid JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("locations"), list):
+        raise FieldError("/locations", "send an object with a list of locations")
+    extra = sorted(set(document) - {"locations"})
+    if extra:
+        raise FieldError("/" + extra[0], "unknown field")
+    items: list[object] = document["locations"]
+    return items
+
+
+@router.get("/warehouses/{wh}/putaway-rules", response_model=PutawayRulesOut)
+async def get_putaway_rules(wh: str, request: Request, principal: PrincipalDep) -> PutawayRulesOut:
+    """The warehouse's putaway rules, in the order they are tried."""
+    async with read_transaction(request, principal) as conn:
+        rules = await service.putaway_rules(conn, wh)
+    return PutawayRulesOut.model_validate({"rules": rules})
+
+
+@router.put("/warehouses/{wh}/putaway-rules", response_model=PutawayRulesOut)
+async def replace_putaway_rules(
+    wh: str, body: PutawayRules, request: Request, principal: PrincipalDep
+) -> Response:
+    """Replace the whole ordered list of putaway rules (positions 1..n as given)."""
+    rules = [rule.model_dump() for rule in body.rules]
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.replace_putaway_rules(uow, wh, rules),
+        lambda after: Answer(200, PutawayRulesOut.model_validate({"rules": after})),
+    )

@@ -1,0 +1,207 @@
+"""Cycle counts: blind counting of locations or products, recounts, approval.
+
+A line's expected quantity is read when it is counted (stock may move while a count
+is open); a first count off by more than the tenant's recount tolerance asks for a
+recount; approval turns each remaining variance into a ``cycle_count`` adjustment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from wms.domain.errors import FieldError, InvalidStateError, NotFoundError
+from wms.domain.inventory import (
+    BalanceKey,
+    Delta,
+    MovementKind,
+    StockStatus,
+    accuracy_pct,
+    stored_lot,
+    variance_needs_recount,
+)
+from wms.services import inventory
+from wms.services.unit_of_work import UnitOfWork
+from wms.store import cycle_counts as store
+from wms.store import inventory as stock_store
+from wms.store import settings as settings_store
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """One counted quantity as a counter reports it."""
+
+    location: str
+    sku: str
+    lot: str | None
+    counted: int
+
+
+async def create_count(
+    uow: UnitOfWork, *, warehouse: str, locations: list[str] | None, skus: list[str] | None
+) -> dict[str, Any]:
+    """Open a count of some locations, or of some products wherever they are."""
+    if (locations is None) == (skus is None):
+        raise FieldError("/locations", "give either locations or skus, not both")
+    warehouse_id = await inventory.warehouse_id(uow, warehouse)
+    location_ids = None
+    product_ids = None
+    if locations is not None:
+        location_ids = [
+            (await inventory.location(uow, warehouse_id, code, f"/locations/{i}")).id
+            for i, code in enumerate(locations)
+        ]
+    if skus is not None:
+        product_ids = [
+            (await inventory.product(uow, sku, f"/skus/{i}")).id for i, sku in enumerate(skus)
+        ]
+    count_id = await store.insert_count(uow.conn, uow.tenant_id, warehouse_id, uow.actor)
+    await store.insert_lines(
+        uow.conn,
+        uow.tenant_id,
+        count_id,
+        warehouse_id,
+        location_ids=location_ids,
+        product_ids=product_ids,
+    )
+    scope = {"warehouse": warehouse, "locations": locations, "skus": skus}
+    uow.audit("cycle_count", count_id, "created", after=scope)
+    uow.emit("wms.cycle_count.created", "cycle_count", count_id, scope, warehouse=warehouse)
+    return await view(uow.conn, count_id)
+
+
+async def record_results(
+    uow: UnitOfWork, count_id: int, results: list[CountResult]
+) -> dict[str, Any]:
+    """Record counted quantities; lines off by more than the tolerance ask for a recount."""
+    count = await _open_count(uow, count_id, for_update=True)
+    tolerance = float((await settings_store.get(uow.conn, uow.tenant_id))["recount_tolerance_pct"])
+    by_place = {
+        (line["location_id"], line["product_id"], line["lot_code"]): line
+        for line in await store.lines(uow.conn, count_id)
+    }
+    for i, result in enumerate(results):
+        place = await inventory.location(
+            uow, count["warehouse_id"], result.location, f"/results/{i}/location"
+        )
+        item = await inventory.product(uow, result.sku, f"/results/{i}/sku")
+        lot_code = stored_lot(
+            result.lot, lot_tracked=item.lot_tracked, sku=item.sku, field=f"/results/{i}/lot"
+        )
+        line = by_place.get((place.id, item.id, lot_code))
+        if line is None:
+            line_no = await store.add_line(
+                uow.conn,
+                uow.tenant_id,
+                count_id,
+                location_id=place.id,
+                product_id=item.id,
+                lot_code=lot_code,
+            )
+            line = {"line_no": line_no, "status": "pending"}
+            by_place[(place.id, item.id, lot_code)] = line
+        if line["status"] == "counted":
+            raise InvalidStateError(
+                f"line {line['line_no']} ({result.location} {result.sku}) is already counted",
+                current_status="counted",
+            )
+        expected = await store.available_on_hand(uow.conn, place.id, item.id, lot_code)
+        first = line["status"] == "pending"
+        recount = first and variance_needs_recount(expected, result.counted, tolerance)
+        status = "recount" if recount else "counted"
+        await store.record(
+            uow.conn,
+            count_id,
+            line["line_no"],
+            status=status,
+            expected=expected,
+            counted=result.counted,
+            counted_by=uow.actor,
+        )
+        line["status"] = status
+    if all(line["status"] == "counted" for line in by_place.values()):
+        await store.set_status(uow.conn, count_id, "counted")
+    uow.audit("cycle_count", count_id, "results_recorded", after={"results": len(results)})
+    uow.emit(
+        "wms.cycle_count.counted",
+        "cycle_count",
+        count_id,
+        {"results": len(results)},
+        warehouse=count["warehouse"],
+    )
+    return await view(uow.conn, count_id)
+
+
+async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
+    """Turn each variance into a ``cycle_count`` adjustment and record the accuracy."""
+    count = await _get(uow, count_id, for_update=True)
+    if count["status"] != "counted":
+        raise InvalidStateError(
+            f"cycle count {count_id} is {count['status']}; only a counted count is approved",
+            current_status=count["status"],
+        )
+    lines = await store.lines(uow.conn, count_id)
+    deltas = [
+        Delta(
+            BalanceKey(
+                count["warehouse_id"],
+                line["location_id"],
+                line["product_id"],
+                line["lot_code"],
+                StockStatus.AVAILABLE,
+            ),
+            line["counted"] - line["expected"],
+        )
+        for line in lines
+        if line["counted"] != line["expected"]
+    ]
+    if deltas:
+        await stock_store.apply_deltas(
+            uow.conn,
+            uow.tenant_id,
+            deltas,
+            stock_store.MovementInfo(
+                kind=MovementKind.CYCLE_COUNT,
+                reason="cycle_count",
+                reference_type="cycle_count",
+                reference_id=str(count_id),
+                actor=uow.actor,
+                request_id=uow.request_id,
+            ),
+        )
+    accuracy = accuracy_pct([(line["expected"], line["counted"]) for line in lines])
+    await store.set_status(
+        uow.conn, count_id, "approved", approved_by=uow.actor, accuracy_pct=accuracy
+    )
+    data = {"adjusted_lines": len(deltas), "accuracy_pct": accuracy}
+    uow.audit("cycle_count", count_id, "approved", after=data)
+    uow.emit("wms.cycle_count.approved", "cycle_count", count_id, data,
+             warehouse=count["warehouse"])  # fmt: skip
+    return await view(uow.conn, count_id)
+
+
+async def view(conn: AsyncConnection, count_id: int) -> dict[str, Any]:
+    """The count with its lines, as the API shows it (404 when unknown)."""
+    count = await store.get_count(conn, count_id)
+    if count is None:
+        raise NotFoundError(f"no cycle count {count_id}")
+    count["lines"] = await store.lines(conn, count_id)
+    return count
+
+
+async def _get(uow: UnitOfWork, count_id: int, *, for_update: bool = False) -> dict[str, Any]:
+    count = await store.get_count(uow.conn, count_id, for_update=for_update)
+    if count is None:
+        raise NotFoundError(f"no cycle count {count_id}")
+    return count
+
+
+async def _open_count(uow: UnitOfWork, count_id: int, *, for_update: bool) -> dict[str, Any]:
+    count = await _get(uow, count_id, for_update=for_update)
+    if count["status"] != "open":
+        raise InvalidStateError(
+            f"cycle count {count_id} is {count['status']}", current_status=count["status"]
+        )
+    return count

@@ -1,0 +1,320 @@
+"""SQL of stock: balances, lots, the ledger, and the master data a stock change reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from wms.domain.inventory import BalanceKey, Delta, InsufficientStockError, lock_order
+
+
+@dataclass(frozen=True)
+class StockProduct:
+    """What a stock change needs to know of a product."""
+
+    id: int
+    sku: str
+    lot_tracked: bool
+    expiry_tracked: bool
+    factors: dict[str, int]
+
+
+@dataclass(frozen=True)
+class StockLocation:
+    """What a stock change needs to know of a location."""
+
+    id: int
+    code: str
+    type: str
+    active: bool
+    capacity_units: int | None
+
+
+@dataclass(frozen=True)
+class MovementInfo:
+    """What every ledger row of one command shares."""
+
+    kind: str
+    actor: str
+    reason: str | None = None
+    reference_type: str | None = None
+    reference_id: str | None = None
+    uom: str | None = None
+    uom_quantity: int | None = None
+    request_id: str | None = None
+
+
+async def product_by_sku(conn: AsyncConnection, sku: str) -> StockProduct | None:
+    """The product ``sku`` with its unit factors (base unit = 1)."""
+    cursor = await conn.execute(
+        "SELECT p.id, p.sku, p.lot_tracked, p.expiry_tracked, p.base_uom, "
+        "coalesce(json_object_agg(u.code, u.factor) FILTER (WHERE u.code IS NOT NULL), '{}') "
+        "FROM products p LEFT JOIN product_uoms u "
+        "ON u.tenant_id = p.tenant_id AND u.product_id = p.id "
+        "WHERE p.sku = %s GROUP BY p.tenant_id, p.id",
+        (sku,),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    factors = {str(code): int(factor) for code, factor in row[5].items()}
+    factors[row[4]] = 1
+    return StockProduct(row[0], row[1], row[2], row[3], factors)
+
+
+async def location_by_code(
+    conn: AsyncConnection, warehouse_id: int, code: str
+) -> StockLocation | None:
+    """Location ``code`` of a warehouse."""
+    cursor = await conn.execute(
+        "SELECT id, code, type, active, capacity_units FROM locations "
+        "WHERE warehouse_id = %s AND code = %s",
+        (warehouse_id, code),
+    )
+    row = await cursor.fetchone()
+    return StockLocation(*row) if row else None
+
+
+async def lock_location(conn: AsyncConnection, location_id: int) -> int:
+    """Lock a location against concurrent filling; return the units stored in it now."""
+    await conn.execute("SELECT 1 FROM locations WHERE id = %s FOR NO KEY UPDATE", (location_id,))
+    cursor = await conn.execute(
+        "SELECT coalesce(sum(on_hand), 0) FROM inventory_balances WHERE location_id = %s",
+        (location_id,),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def find_lot(
+    conn: AsyncConnection, product_id: int, lot_code: str
+) -> tuple[bool, date | None]:
+    """Whether the lot exists, and its expiry."""
+    cursor = await conn.execute(
+        "SELECT expiry FROM lots WHERE product_id = %s AND lot_code = %s",
+        (product_id, lot_code),
+    )
+    row = await cursor.fetchone()
+    return (row is not None, row[0] if row else None)
+
+
+async def insert_lot(
+    conn: AsyncConnection, tenant_id: int, product_id: int, lot_code: str, expiry: date | None
+) -> tuple[bool, date | None]:
+    """Create the lot unless it exists; return (created, the expiry it has)."""
+    cursor = await conn.execute(
+        "INSERT INTO lots (tenant_id, product_id, lot_code, expiry) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING expiry",
+        (tenant_id, product_id, lot_code, expiry),
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        return True, row[0]
+    _, existing = await find_lot(conn, product_id, lot_code)
+    return False, existing
+
+
+async def free_quantity(conn: AsyncConnection, key: BalanceKey) -> int:
+    """Unallocated on-hand stock at ``key``."""
+    cursor = await conn.execute(
+        "SELECT coalesce(sum(on_hand - allocated), 0) FROM inventory_balances "
+        "WHERE warehouse_id = %s AND location_id = %s AND product_id = %s "
+        "AND lot_code = %s AND status = %s",
+        (key.warehouse_id, key.location_id, key.product_id, key.lot_code, key.status.value),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def apply_deltas(
+    conn: AsyncConnection, tenant_id: int, deltas: list[Delta], info: MovementInfo
+) -> list[int]:
+    """Apply each delta in lock order and write its ledger row; return the movement ids.
+
+    A negative delta is a conditional update that takes only unallocated stock, so two
+    commands can never take the same unit; the CHECK constraints are the last wall.
+    """
+    for delta in lock_order(deltas):
+        key = delta.key
+        params = (key.warehouse_id, key.location_id, key.product_id, key.lot_code, key.status)
+        if delta.quantity < 0:
+            cursor = await conn.execute(
+                "UPDATE inventory_balances SET on_hand = on_hand + %s, updated_at = now() "
+                "WHERE warehouse_id = %s AND location_id = %s AND product_id = %s "
+                "AND lot_code = %s AND status = %s AND on_hand - allocated >= %s "
+                "RETURNING on_hand",
+                (delta.quantity, *params, -delta.quantity),
+            )
+            if await cursor.fetchone() is None:
+                available = await free_quantity(conn, key)
+                raise InsufficientStockError(
+                    f"only {available} unallocated unit(s) there; {-delta.quantity} requested",
+                    available=available,
+                    requested=-delta.quantity,
+                )
+        else:
+            await conn.execute(
+                "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, "
+                "product_id, lot_code, status, on_hand) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (tenant_id, warehouse_id, location_id, product_id, lot_code, status) "
+                "DO UPDATE SET on_hand = inventory_balances.on_hand + excluded.on_hand, "
+                "updated_at = now()",
+                (tenant_id, *params, delta.quantity),
+            )
+    return await _insert_movements(conn, tenant_id, deltas, info)
+
+
+async def _insert_movements(
+    conn: AsyncConnection, tenant_id: int, deltas: list[Delta], info: MovementInfo
+) -> list[int]:
+    ids: list[int] = []
+    for delta in deltas:
+        key = delta.key
+        sign = 1 if delta.quantity > 0 else -1
+        cursor = await conn.execute(
+            "INSERT INTO inventory_movements (tenant_id, warehouse_id, location_id, product_id, "
+            "lot_code, status, quantity, kind, reason, reference_type, reference_id, uom, "
+            "uom_quantity, actor, request_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                tenant_id, key.warehouse_id, key.location_id, key.product_id, key.lot_code,
+                key.status, delta.quantity, info.kind, info.reason, info.reference_type,
+                info.reference_id, info.uom,
+                None if info.uom_quantity is None else sign * info.uom_quantity,
+                info.actor, info.request_id,
+            ),
+        )  # fmt: skip
+        row = await cursor.fetchone()
+        assert row is not None
+        ids.append(int(row[0]))
+    return ids
+
+
+_BALANCE_COLUMNS = (
+    "b.id, w.code AS warehouse, l.code AS location, p.sku, nullif(b.lot_code, '') AS lot, "
+    "lt.expiry, b.status, b.on_hand, b.allocated, b.on_hand - b.allocated AS available "
+    "FROM inventory_balances b "
+    "JOIN warehouses w ON w.tenant_id = b.tenant_id AND w.id = b.warehouse_id "
+    "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+    "JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id "
+    "LEFT JOIN lots lt ON lt.tenant_id = b.tenant_id AND lt.product_id = b.product_id "
+    "AND lt.lot_code = b.lot_code "
+)
+
+
+async def balances(
+    conn: AsyncConnection,
+    *,
+    warehouse: str | None = None,
+    location: str | None = None,
+    sku: str | None = None,
+    lot: str | None = None,
+    status: str | None = None,
+    keys: list[BalanceKey] | None = None,
+    after_id: int | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Balances with stock on hand (or exactly ``keys``), by id, joined to their codes."""
+    conditions = [
+        "(%(warehouse)s::text IS NULL OR w.code = %(warehouse)s)",
+        "(%(location)s::text IS NULL OR l.code = %(location)s)",
+        "(%(sku)s::text IS NULL OR p.sku = %(sku)s)",
+        "(%(lot)s::text IS NULL OR b.lot_code = %(lot)s)",
+        "(%(status)s::text IS NULL OR b.status = %(status)s)",
+        "(%(after)s::bigint IS NULL OR b.id > %(after)s)",
+    ]
+    params: dict[str, Any] = {
+        "warehouse": warehouse, "location": location, "sku": sku, "lot": lot,
+        "status": status, "after": after_id, "limit": limit,
+    }  # fmt: skip
+    if keys is None:
+        conditions.append("b.on_hand > 0")
+    else:
+        conditions.append(
+            "(b.location_id, b.product_id, b.lot_code, b.status) IN "
+            "(SELECT * FROM unnest(%(loc)s::bigint[], %(prod)s::bigint[], %(lots)s::text[], "
+            "%(statuses)s::text[]))"
+        )
+        params.update(
+            loc=[k.location_id for k in keys],
+            prod=[k.product_id for k in keys],
+            lots=[k.lot_code for k in keys],
+            statuses=[k.status.value for k in keys],
+        )
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT "
+        + _BALANCE_COLUMNS
+        + "WHERE "
+        + " AND ".join(conditions)
+        + " ORDER BY b.id LIMIT %(limit)s",
+        params,
+    )
+    return await cursor.fetchall()
+
+
+async def movements(
+    conn: AsyncConnection,
+    *,
+    warehouse: str | None,
+    location: str | None,
+    sku: str | None,
+    lot: str | None,
+    kind: str | None,
+    reference: str | None,
+    movement_id: int | None = None,
+    after_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Ledger rows in id order (the order they were written), joined to their codes."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT m.id, m.occurred_at, w.code AS warehouse, l.code AS location, p.sku, "
+        "nullif(m.lot_code, '') AS lot, m.status, m.quantity, m.kind, m.reason, "
+        "m.reference_type, m.reference_id, m.uom, m.uom_quantity, m.actor, m.request_id "
+        "FROM inventory_movements m "
+        "JOIN warehouses w ON w.tenant_id = m.tenant_id AND w.id = m.warehouse_id "
+        "JOIN locations l ON l.tenant_id = m.tenant_id AND l.id = m.location_id "
+        "JOIN products p ON p.tenant_id = m.tenant_id AND p.id = m.product_id "
+        "WHERE (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
+        "AND (%(location)s::text IS NULL OR l.code = %(location)s) "
+        "AND (%(sku)s::text IS NULL OR p.sku = %(sku)s) "
+        "AND (%(lot)s::text IS NULL OR m.lot_code = %(lot)s) "
+        "AND (%(kind)s::text IS NULL OR m.kind = %(kind)s) "
+        "AND (%(reference)s::text IS NULL OR m.reference_id = %(reference)s) "
+        "AND (%(id)s::bigint IS NULL OR m.id = %(id)s) "
+        "AND (%(after)s::bigint IS NULL OR m.id > %(after)s) "
+        "ORDER BY m.id LIMIT %(limit)s",
+        {
+            "warehouse": warehouse, "location": location, "sku": sku, "lot": lot,
+            "kind": kind, "reference": reference, "id": movement_id, "after": after_id,
+            "limit": limit,
+        },
+    )  # fmt: skip
+    return await cursor.fetchall()
+
+
+async def stock_summary(conn: AsyncConnection, warehouse_id: int) -> list[dict[str, Any]]:
+    """Per product in one warehouse: on hand by status, allocated, available, locations."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT p.sku, p.description, "
+        "sum(b.on_hand) AS on_hand, sum(b.allocated) AS allocated, "
+        "sum(b.on_hand - b.allocated) FILTER (WHERE b.status = 'available') AS available, "
+        "coalesce(sum(b.on_hand) FILTER (WHERE b.status = 'quarantine'), 0) AS quarantine, "
+        "coalesce(sum(b.on_hand) FILTER (WHERE b.status = 'damaged'), 0) AS damaged, "
+        "coalesce(sum(b.on_hand) FILTER (WHERE b.status = 'hold'), 0) AS hold, "
+        "count(DISTINCT b.location_id) AS locations "
+        "FROM inventory_balances b JOIN products p ON p.tenant_id = b.tenant_id "
+        "AND p.id = b.product_id WHERE b.warehouse_id = %s AND b.on_hand > 0 "
+        "GROUP BY p.sku, p.description ORDER BY p.sku",
+        (warehouse_id,),
+    )
+    rows = await cursor.fetchall()
+    for row in rows:
+        row["available"] = row["available"] or 0
+    return rows

@@ -1,0 +1,119 @@
+"""Cycle counts: blind lines, recount above tolerance, approval into adjustments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import ApiClient, TenantKeys
+from tests.integration.stock_world import StockWorld, build_world
+from wms.domain.roles import Role
+
+
+@pytest.fixture
+def world(api: ApiClient, tenant: TenantKeys, database_url: str) -> StockWorld:
+    world = build_world(api, tenant, database_url)
+    for location, quantity in (("A-01", 10), ("A-02", 5)):
+        response = api.post(
+            "/inventory/adjustments",
+            json={"warehouse": "SP1", "location": location, "sku": "SKU-1",
+                  "quantity": quantity, "reason": "initial_load"},
+        )  # fmt: skip
+        assert response.status_code == 201
+    return world
+
+
+def results(*rows: tuple[str, int]) -> dict[str, Any]:
+    return {"results": [{"location": loc, "sku": "SKU-1", "counted": n} for loc, n in rows]}
+
+
+def test_a_count_is_blind_for_counters_recounts_big_variances_and_approval_adjusts(
+    api: ApiClient, tenant: TenantKeys, world: StockWorld
+) -> None:
+    operator = api.as_key(tenant.keys[Role.OPERATOR])
+    created = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01", "A-02"]})
+    assert created.status_code == 201, created.text
+    count = created.json()
+    assert created.headers["location"] == f"/api/v1/cycle-counts/{count['id']}"
+    assert [(line["location"], line["status"]) for line in count["lines"]] == [
+        ("A-01", "pending"),
+        ("A-02", "pending"),
+    ]
+    path = f"/cycle-counts/{count['id']}"
+
+    first = operator.post(f"{path}/results", json=results(("A-01", 10), ("A-02", 4)))
+    assert first.status_code == 200, first.text
+    lines = {line["location"]: line for line in first.json()["lines"]}
+    assert lines["A-01"]["status"] == "counted"
+    assert lines["A-02"]["status"] == "recount"  # 1 of 5 is 20%, over the 5% tolerance
+    assert all(line["expected"] is None for line in lines.values())  # blind
+    assert first.json()["status"] == "open"
+
+    assert operator.post(f"{path}/approve").status_code == 403
+    early = api.post(f"{path}/approve")
+    assert early.status_code == 409
+    assert early.json()["current_status"] == "open"
+
+    recount = operator.post(f"{path}/results", json=results(("A-02", 4)))
+    assert recount.json()["status"] == "counted"
+
+    supervisor = api.as_key(tenant.keys[Role.SUPERVISOR])
+    approved = supervisor.post(f"{path}/approve")
+    assert approved.status_code == 200, approved.text
+    body = approved.json()
+    assert body["status"] == "approved"
+    assert body["accuracy_pct"] == 50.0
+    assert {line["location"]: line["variance"] for line in body["lines"]} == {
+        "A-01": 0,
+        "A-02": -1,
+    }
+    stock = api.get("/inventory", params={"sku": "SKU-1"}).json()["items"]
+    assert {item["location"]: item["on_hand"] for item in stock} == {"A-01": 10, "A-02": 4}
+    movement = api.get("/inventory/movements", params={"kind": "cycle_count"}).json()["items"]
+    assert [(m["quantity"], m["reason"], m["reference_id"]) for m in movement] == [
+        (-1, "cycle_count", str(count["id"]))
+    ]
+    again = supervisor.post(f"{path}/approve")
+    assert again.status_code == 409
+
+
+def test_a_variance_within_tolerance_needs_no_recount(api: ApiClient, world: StockWorld) -> None:
+    api.patch("/settings", json={"recount_tolerance_pct": 50})
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "skus": ["SKU-1"]}).json()
+    answer = api.post(
+        f"/cycle-counts/{count['id']}/results", json=results(("A-01", 9), ("A-02", 5))
+    ).json()
+    assert answer["status"] == "counted"
+    assert api.post(f"/cycle-counts/{count['id']}/approve").json()["accuracy_pct"] == 50.0
+
+
+def test_stock_found_where_none_was_expected_gets_its_own_line(
+    api: ApiClient, world: StockWorld
+) -> None:
+    api.patch("/settings", json={"recount_tolerance_pct": 100})
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["P-01"]}).json()
+    assert count["lines"] == []
+    answer = api.post(f"/cycle-counts/{count['id']}/results", json=results(("P-01", 3))).json()
+    assert [(line["location"], line["status"]) for line in answer["lines"]] == [
+        ("P-01", "recount")  # 3 against 0 is always beyond any tolerance
+    ]
+    api.post(f"/cycle-counts/{count['id']}/results", json=results(("P-01", 3)))
+    api.post(f"/cycle-counts/{count['id']}/approve")
+    stock = api.get("/inventory", params={"location": "P-01"}).json()["items"]
+    assert [item["on_hand"] for item in stock] == [3]
+
+
+def test_bad_count_requests_are_clear_errors(api: ApiClient, world: StockWorld) -> None:
+    both = api.post(
+        "/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"], "skus": ["SKU-1"]}
+    )
+    assert both.status_code == 422
+    unknown = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01", "ZZ"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "/locations/1"
+    assert api.get("/cycle-counts/999999").status_code == 404
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()
+    negative = api.post(f"/cycle-counts/{count['id']}/results", json=results(("A-01", -1)))
+    assert negative.status_code == 422
+    assert negative.json()["errors"][0]["field"] == "/results/0/counted"

@@ -1,0 +1,102 @@
+"""The pure stock rules."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wms.domain.errors import FieldError
+from wms.domain.inventory import (
+    BalanceKey,
+    Delta,
+    LocationUnavailableError,
+    LotExpiryConflictError,
+    StockStatus,
+    accuracy_pct,
+    api_lot,
+    check_capacity,
+    check_expiry,
+    lock_order,
+    move_deltas,
+    stored_lot,
+    variance_needs_recount,
+)
+
+keys = st.builds(
+    BalanceKey,
+    st.integers(1, 3),
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.sampled_from(["", "L1", "L2"]),
+    st.sampled_from(list(StockStatus)),
+)
+
+
+@given(st.lists(keys, min_size=2, max_size=6), st.randoms())
+def test_lock_order_is_the_same_whatever_order_deltas_come_in(
+    balance_keys: list[BalanceKey], rng: object
+) -> None:
+    deltas = [Delta(key, 1) for key in balance_keys]
+    shuffled = list(deltas)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert lock_order(shuffled) == lock_order(deltas)
+    ordered = [delta.key for delta in lock_order(deltas)]
+    assert ordered == sorted(ordered)
+
+
+def test_lot_is_required_for_tracked_products_and_refused_for_others() -> None:
+    assert stored_lot("L1", lot_tracked=True, sku="S") == "L1"
+    assert stored_lot(None, lot_tracked=False, sku="S") == ""
+    with pytest.raises(FieldError):
+        stored_lot(None, lot_tracked=True, sku="S")
+    with pytest.raises(FieldError):
+        stored_lot("L1", lot_tracked=False, sku="S")
+    assert api_lot("") is None
+    assert api_lot("L1") == "L1"
+
+
+def test_a_known_lot_keeps_its_expiry_and_refuses_another() -> None:
+    existing = date(2027, 1, 1)
+    assert check_expiry("L1", None, existing, known=True) == existing
+    assert check_expiry("L1", existing, existing, known=True) == existing
+    with pytest.raises(LotExpiryConflictError):
+        check_expiry("L1", date(2027, 2, 1), existing, known=True)
+    assert check_expiry("L2", date(2027, 2, 1), None, known=False) == date(2027, 2, 1)
+
+
+def test_capacity_counts_what_is_stored_and_inactive_locations_take_nothing() -> None:
+    check_capacity(code="B", active=True, capacity_units=10, stored_units=4, adding=6)
+    check_capacity(code="B", active=True, capacity_units=None, stored_units=10**9, adding=1)
+    with pytest.raises(LocationUnavailableError):
+        check_capacity(code="B", active=True, capacity_units=10, stored_units=4, adding=7)
+    with pytest.raises(LocationUnavailableError):
+        check_capacity(code="B", active=False, capacity_units=None, stored_units=0, adding=1)
+
+
+def test_a_move_takes_from_one_key_and_puts_at_another() -> None:
+    a = BalanceKey(1, 1, 1, "", StockStatus.AVAILABLE)
+    b = BalanceKey(1, 2, 1, "", StockStatus.AVAILABLE)
+    assert move_deltas(a, b, 3) == [Delta(a, -3), Delta(b, 3)]
+    with pytest.raises(FieldError):
+        move_deltas(a, a, 3)
+    with pytest.raises(FieldError):
+        move_deltas(a, b, 0)
+
+
+@pytest.mark.parametrize(
+    ("expected", "counted", "tolerance", "recount"),
+    [(100, 100, 0, False), (100, 95, 5, False), (100, 94, 5, True), (0, 1, 100, True),
+     (5, 4, 5, True), (5, 4, 20, False)],
+)  # fmt: skip
+def test_recount_when_the_variance_exceeds_the_tolerance(
+    expected: int, counted: int, tolerance: float, recount: bool
+) -> None:
+    assert variance_needs_recount(expected, counted, tolerance) is recount
+
+
+def test_accuracy_is_the_share_of_exact_lines() -> None:
+    assert accuracy_pct([]) == 100.0
+    assert accuracy_pct([(1, 1), (2, 3), (4, 4)]) == 66.67

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from wms.domain.allocation import ALLOCATABLE_LOCATION_TYPES
 from wms.domain.errors import FieldError, UnknownReferenceError
 from wms.domain.inventory import (
     AdjustmentReason,
@@ -24,6 +25,7 @@ from wms.domain.inventory import (
     stored_lot,
 )
 from wms.domain.products import to_base_quantity
+from wms.services import backorders
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import inventory as store
 from wms.store import warehouses as warehouse_store
@@ -151,6 +153,8 @@ async def adjust(
     )
     data = {"warehouse": warehouse, "location": location_code, "sku": sku, "lot": lot,
             "status": status, "quantity": units, "reason": reason}  # fmt: skip
+    if units > 0 and status == StockStatus.AVAILABLE:
+        await backorders.stock_arrived(uow, wh, [item.id])
     uow.audit("inventory", f"{warehouse}/{location_code}/{sku}", "adjusted", after=data)
     uow.emit("wms.inventory.adjusted", "inventory", f"{warehouse}/{sku}", data, warehouse=warehouse)
     return change
@@ -193,6 +197,12 @@ async def move(
     )
     data = {"warehouse": warehouse, "sku": sku, "lot": lot, "from_location": from_location,
             "to_location": to_location, "status": status, "quantity": units}  # fmt: skip
+    if (
+        status == StockStatus.AVAILABLE
+        and destination.type in ALLOCATABLE_LOCATION_TYPES
+        and source.type not in ALLOCATABLE_LOCATION_TYPES
+    ):
+        await backorders.stock_arrived(uow, wh, [item.id])
     uow.audit("inventory", f"{warehouse}/{from_location}/{sku}", "moved", after=data)
     uow.emit("wms.inventory.moved", "inventory", f"{warehouse}/{sku}", data, warehouse=warehouse)
     return change
@@ -238,6 +248,8 @@ async def change_status(
     data = {"warehouse": warehouse, "location": location_code, "sku": sku, "lot": lot,
             "from_status": from_status, "to_status": to_status, "quantity": units,
             "reason": reason}  # fmt: skip
+    if to_status == StockStatus.AVAILABLE:
+        await backorders.stock_arrived(uow, wh, [item.id])
     uow.audit("inventory", f"{warehouse}/{location_code}/{sku}", "status_changed", after=data)
     uow.emit("wms.inventory.status_changed", "inventory", f"{warehouse}/{sku}", data,
              warehouse=warehouse)  # fmt: skip

@@ -1,0 +1,316 @@
+"""Order commands: intake, allocation, cancellation — and re-allocation of backorders.
+
+No unit is sold twice: allocation locks the candidate balances in primary-key order,
+plans with the pure strategies of ``wms.domain.allocation`` on the locked quantities,
+and applies the plan in the same transaction; ``allocated <= on_hand`` is CHECKed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+
+from wms.domain.allocation import (
+    ALLOCATABLE_STATUSES,
+    CANCELLABLE_STATUSES,
+    LineNeed,
+    OrderStatus,
+    min_expiry_for,
+    plan_order,
+    status_after_allocation,
+)
+from wms.domain.errors import (
+    ConflictError,
+    InvalidStateError,
+    NotFoundError,
+    UnknownReferenceError,
+)
+from wms.domain.inventory import stored_lot
+from wms.domain.products import to_base_quantity
+from wms.domain.settings import AllocationStrategy, BackorderPolicy
+from wms.services.unit_of_work import UnitOfWork
+from wms.store import orders as store
+from wms.store import settings as settings_store
+from wms.store import warehouses as warehouse_store
+
+BACKORDERS_PER_ARRIVAL = 50
+
+
+@dataclass(frozen=True)
+class OrderLineIn:
+    """One requested line."""
+
+    line_no: int
+    sku: str
+    quantity: int
+    uom: str | None
+    lot: str | None
+    min_shelf_life_days: int | None
+
+
+@dataclass(frozen=True)
+class OrderIn:
+    """A requested order, its content hash identifying it for repeated intake."""
+
+    number: str
+    warehouse: str
+    customer: str | None
+    carrier: str
+    carrier_service: str | None
+    priority: int
+    ship_by: datetime | None
+    ship_to: dict[str, Any]
+    lines: list[OrderLineIn]
+    content_hash: bytes
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """An order as it stands after a command, and whether the command created it."""
+
+    order: dict[str, Any]
+    created: bool
+
+
+async def create_order(uow: UnitOfWork, order: OrderIn) -> OrderResult:
+    """Take in an order; the same number and content again returns it unchanged."""
+    existing = await store.get_head(uow.conn, order.number)
+    if existing is not None:
+        return OrderResult(await _same_order(uow, existing, order), created=False)
+    warehouse_id = await warehouse_store.id_of(uow.conn, order.warehouse)
+    if warehouse_id is None:
+        raise UnknownReferenceError("/warehouse", f"no warehouse {order.warehouse}")
+    new_lines = await _resolve_lines(uow, order.lines)
+    order_id = await store.insert_order(
+        uow.conn,
+        uow.tenant_id,
+        number=order.number,
+        warehouse_id=warehouse_id,
+        fields={
+            "customer": order.customer,
+            "carrier": order.carrier,
+            "carrier_service": order.carrier_service,
+            "priority": order.priority,
+            "ship_by": order.ship_by,
+            "ship_to": order.ship_to,
+        },
+        content_hash=order.content_hash,
+        line_count=len(new_lines),
+    )
+    if order_id is None:  # created by a concurrent request since we looked
+        existing = await store.get_head(uow.conn, order.number)
+        assert existing is not None
+        return OrderResult(await _same_order(uow, existing, order), created=False)
+    await store.insert_lines(uow.conn, uow.tenant_id, order_id, new_lines)
+    summary = {"number": order.number, "lines": len(new_lines), "warehouse": order.warehouse}
+    uow.audit("order", order.number, "received", after=summary)
+    uow.emit("wms.order.received", "order", order.number, summary, warehouse=order.warehouse)
+    settings = await settings_store.get(uow.conn, uow.tenant_id)
+    head = await store.get_head(uow.conn, order.number, for_update=True)
+    assert head is not None
+    if settings["allocate_on_create"]:
+        await _allocate(uow, head, settings)
+    return OrderResult(await view(uow.conn, order.number), created=True)
+
+
+async def allocate_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
+    """Allocate what the order still needs (a fully allocated order is left as it is)."""
+    head = await _head(uow, number, for_update=True)
+    if head["status"] not in ALLOCATABLE_STATUSES:
+        raise InvalidStateError(
+            f"order {number} is {head['status']} and cannot be allocated",
+            current_status=head["status"],
+        )
+    if head["status"] != OrderStatus.ALLOCATED:
+        await _allocate(uow, head, await settings_store.get(uow.conn, uow.tenant_id))
+    return await view(uow.conn, number)
+
+
+async def cancel_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
+    """Cancel an order that has not been released, releasing its allocations."""
+    head = await _head(uow, number, for_update=True)
+    if head["status"] not in CANCELLABLE_STATUSES:
+        raise InvalidStateError(
+            f"order {number} is {head['status']} and cannot be cancelled",
+            current_status=head["status"],
+        )
+    freed = await store.release_all(uow.conn, head["id"])
+    await store.set_status(uow.conn, head["id"], OrderStatus.CANCELLED, stamp="cancelled")
+    uow.audit("order", number, "cancelled", before={"status": head["status"]})
+    uow.emit("wms.order.cancelled", "order", number, {"number": number},
+             warehouse=head["warehouse"])  # fmt: skip
+    if freed:
+        await reallocate_backorders(uow, head["warehouse_id"], freed, skip_order=head["id"])
+    return await view(uow.conn, number)
+
+
+async def reallocate_backorders(
+    uow: UnitOfWork, warehouse_id: int, product_ids: list[int], *, skip_order: int | None = None
+) -> int:
+    """Offer stock of ``product_ids`` to waiting orders, by priority then age; return how many."""
+    waiting = await store.waiting_orders(
+        uow.conn, warehouse_id, product_ids, BACKORDERS_PER_ARRIVAL
+    )
+    waiting = [order_id for order_id in waiting if order_id != skip_order]
+    if not waiting:
+        return 0
+    settings = await settings_store.get(uow.conn, uow.tenant_id)
+    heads = {h["id"]: h for h in await store.heads_by_id(uow.conn, waiting)}
+    served = 0
+    for order_id in waiting:  # priority order; heads were locked in id order above
+        head = heads.get(order_id)
+        if head is None or head["status"] not in ALLOCATABLE_STATUSES:
+            continue
+        if await _allocate(uow, head, settings, backorder=True):
+            served += 1
+    return served
+
+
+async def view(conn: AsyncConnection, number: str) -> dict[str, Any]:
+    """The order with its lines and where each line's stock is reserved (404 if none)."""
+    head = await store.get_head(conn, number)
+    if head is None:
+        raise NotFoundError(f"no order {number}")
+    return await assemble(conn, head)
+
+
+async def assemble(conn: AsyncConnection, head: dict[str, Any]) -> dict[str, Any]:
+    """Attach lines and allocations to an order head."""
+    lines = await store.lines(conn, head["id"])
+    allocations = await store.allocations(conn, head["id"])
+    by_line: dict[int, list[dict[str, Any]]] = {}
+    for allocation in allocations:
+        by_line.setdefault(allocation["line_no"], []).append(allocation)
+    for line in lines:
+        line["allocations"] = by_line.get(line["line_no"], [])
+    return {**head, "lines": lines}
+
+
+async def _allocate(
+    uow: UnitOfWork, head: dict[str, Any], settings: dict[str, Any], *, backorder: bool = False
+) -> bool:
+    """Plan and reserve for the order's open lines; return whether anything was reserved."""
+    lines = await store.lines(uow.conn, head["id"])
+    today = datetime.now(UTC).astimezone(ZoneInfo(head["timezone"])).date()
+    default = AllocationStrategy(settings["allocation_strategy"])
+    needs = [
+        _need(line, default, today)
+        for line in lines
+        if line["allocated"] + line["cancelled"] < line["quantity"]
+    ]
+    if not needs:
+        return False
+    policy = BackorderPolicy(settings["backorder_policy"])
+    candidates = await store.lock_candidates(
+        uow.conn,
+        head["warehouse_id"],
+        sorted({need.product_id for need in needs}),
+        excluded_location=await _staging_location(uow, head["warehouse"]),
+    )
+    plan = plan_order(needs, candidates, policy)
+    await store.reserve(uow.conn, uow.tenant_id, head["id"], plan.reservations)
+    if policy == BackorderPolicy.CANCEL_REMAINDER and plan.short and not backorder:
+        await store.cancel_remainders(uow.conn, head["id"], plan.short)
+    lines = await store.lines(uow.conn, head["id"])
+    status = status_after_allocation(
+        total=sum(line["quantity"] for line in lines),
+        allocated=sum(line["allocated"] for line in lines),
+        cancelled=sum(line["cancelled"] for line in lines),
+    )
+    stamp = "allocated" if status == OrderStatus.ALLOCATED else None
+    if status == OrderStatus.CANCELLED:
+        stamp = "cancelled"
+    await store.set_status(uow.conn, head["id"], status, stamp=stamp)
+    head["status"] = status
+    data = {
+        "number": head["number"],
+        "status": status,
+        "reserved": plan.reserved,
+        "short": sum(plan.short.values()),
+    }
+    event = {
+        OrderStatus.ALLOCATED: "wms.order.allocated",
+        OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
+        OrderStatus.BACKORDERED: "wms.order.backordered",
+        OrderStatus.CANCELLED: "wms.order.cancelled",
+    }[status]
+    if backorder and plan.reserved == 0:
+        return False
+    uow.audit("order", head["number"], "allocated", after=data)
+    uow.emit(event, "order", head["number"], data, warehouse=head["warehouse"])
+    return plan.reserved > 0
+
+
+def _need(line: dict[str, Any], default: AllocationStrategy, today: date) -> LineNeed:
+    shelf_life = line["min_shelf_life_days"]
+    if shelf_life is None:
+        shelf_life = line["product_shelf_life"]
+    return LineNeed(
+        line_no=line["line_no"],
+        product_id=line["product_id"],
+        quantity=line["quantity"] - line["allocated"] - line["cancelled"],
+        strategy=AllocationStrategy(line["allocation_strategy"] or default),
+        lot_code=line["lot_code"],
+        min_expiry=min_expiry_for(today, shelf_life),
+    )
+
+
+async def _staging_location(uow: UnitOfWork, warehouse: str) -> str:
+    cursor = await uow.conn.execute(
+        "SELECT outbound_staging_location FROM warehouses WHERE code = %s", (warehouse,)
+    )
+    row = await cursor.fetchone()
+    return str(row[0]) if row else ""
+
+
+async def _resolve_lines(uow: UnitOfWork, lines: list[OrderLineIn]) -> list[store.NewLine]:
+    products = await store.products_by_sku(uow.conn, [line.sku for line in lines])
+    resolved = []
+    for index, line in enumerate(lines):
+        product = products.get(line.sku)
+        if product is None:
+            raise UnknownReferenceError(f"/lines/{index}/sku", f"no product {line.sku}")
+        quantity = to_base_quantity(
+            line.quantity,
+            line.uom,
+            sku=line.sku,
+            factors=product.factors,
+            field=f"/lines/{index}/uom",
+        )
+        lot_code = ""
+        if line.lot is not None:
+            lot_code = stored_lot(
+                line.lot, lot_tracked=product.lot_tracked, sku=line.sku,
+                field=f"/lines/{index}/lot",
+            )  # fmt: skip
+        resolved.append(
+            store.NewLine(
+                line_no=line.line_no,
+                product_id=product.id,
+                quantity=quantity,
+                uom=line.uom,
+                uom_quantity=line.quantity if line.uom else None,
+                lot_code=lot_code,
+                min_shelf_life_days=line.min_shelf_life_days,
+            )
+        )
+    return resolved
+
+
+async def _same_order(uow: UnitOfWork, head: dict[str, Any], order: OrderIn) -> dict[str, Any]:
+    if bytes(head["content_hash"]) != order.content_hash:
+        raise ConflictError(
+            f"order {order.number} exists with different content", number=order.number
+        )
+    return await assemble(uow.conn, head)
+
+
+async def _head(uow: UnitOfWork, number: str, *, for_update: bool = False) -> dict[str, Any]:
+    head = await store.get_head(uow.conn, number, for_update=for_update)
+    if head is None:
+        raise NotFoundError(f"no order {number}")
+    return head

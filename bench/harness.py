@@ -1,0 +1,153 @@
+"""What every benchmark needs: a fresh database, a tenant key, a real server, a table.
+
+Benchmarks report speed; they assert nothing about it. Each compares with a ceiling
+measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wms.config import Settings
+from wms.domain.roles import Role
+from wms.ops.secrets import api_key_pepper
+from wms.services import tenants
+from wms.store.embedded import EmbeddedPostgres, free_port
+from wms.store.migrations import Migrator
+from wms.store.partitions import ensure_movement_partitions
+from wms.store.tenants import admin_connection
+
+WMS_SERVER = str(Path(sys.executable).with_name("wms-server"))
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    """A migrated database on a fresh embedded PostgreSQL, and the folder it lives in."""
+
+    url: str
+    data_dir: Path
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[BenchDatabase]:
+    """Start an embedded PostgreSQL in a temporary folder and migrate its ``wms`` database."""
+    folder = Path(tempfile.mkdtemp(prefix="wms-bench-"))
+    embedded = EmbeddedPostgres(folder / "data", max_connections=300)
+    url = embedded.start()
+    try:
+        Migrator(url).migrate()
+        ensure_movement_partitions(url)
+        yield BenchDatabase(url=url, data_dir=folder / "data")
+    finally:
+        embedded.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def admin_token(database: BenchDatabase, tenant: str = "bench") -> str:
+    """Create a tenant with an admin key; return the key."""
+    settings = Settings(database_url=database.url, data_dir=database.data_dir)
+    with admin_connection(database.url) as conn:
+        tenants.create_tenant(conn, tenant, tenant)
+        return tenants.create_api_key(
+            conn, api_key_pepper(settings), tenant_code=tenant, role=Role.ADMIN
+        )
+
+
+@dataclass
+class Server:
+    """``wms-server serve`` as production runs it: one process, its own pool."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def running_server(database: BenchDatabase, **env: str) -> Iterator[Server]:
+    """Start one server process on ``database``; rate limits, if any, are raised for the run."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database.url,
+        "WMS_DATA_DIR": str(database.data_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "METRICS_PORT": "0",
+        "LOG_LEVEL": "WARNING",
+        "WMS_DRAIN_SECONDS": "0",
+        "WMS_DB_POOL_MAX": "20",
+        "WMS_STATEMENT_TIMEOUT_MS": "120000",
+        **env,
+    }
+    log = (database.data_dir / "server.log").open("ab")
+    process = subprocess.Popen([WMS_SERVER, "serve"], env=environment, stdout=log, stderr=log)
+    server = Server(process, f"http://127.0.0.1:{port}")
+    try:
+        wait_ready(server.base_url)
+        yield server
+    finally:
+        if process.poll() is None:
+            server.stop()
+        log.close()
+
+
+def wait_ready(base_url: str, timeout: float = 60.0) -> None:
+    """Block until ``/health/ready`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/health/ready", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{base_url} did not become ready")
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds ``action`` took, and what it returned."""
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The ``share`` percentile (0-100) by nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(share / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain aligned table on stdout."""
+    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for index, row in enumerate(cells):
+        print("  ".join(value.rjust(width) for value, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 100 else f"{value:.0f}"
+    return str(value)

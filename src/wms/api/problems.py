@@ -51,6 +51,8 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("insufficient-stock", 409, "Not enough unallocated stock"),
         ProblemType("location-unavailable", 409, "The location is inactive or full"),
         ProblemType("lot-expiry-conflict", 409, "The lot already has another expiry date"),
+        ProblemType("over-receipt", 409, "More than the ASN line allows, tolerance included"),
+        ProblemType("not-on-asn", 409, "The product is not on the ASN"),
         ProblemType(
             "concurrent-update", 409, "Concurrent updates kept this request from finishing"
         ),

@@ -1,0 +1,111 @@
+"""``/putaway-tasks``: tasks moving received stock from the dock, and their confirmation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from fastapi.responses import Response
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.routing import api_router
+from wms.api.schemas import Code, RequestModel, ResponseModel
+from wms.services import putaway as service
+from wms.store import putaway as store
+
+router = api_router("putaway")
+
+
+class TaskStatus(StrEnum):
+    """A task is open until its stock is confirmed at a location."""
+
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+
+
+class PutawayTask(ResponseModel):
+    """A putaway task; ``suggested_location`` is null when no location had room.
+
+    ``dock_to_stock_seconds`` is the time from receipt to confirmation.
+    """
+
+    id: int
+    asn: int
+    receipt: int
+    warehouse: str
+    sku: str
+    lot: str | None
+    expiry: date | None
+    quantity: int
+    from_location: str
+    suggested_location: str | None
+    confirmed_location: str | None
+    status: TaskStatus
+    received_at: datetime
+    created_at: datetime
+    confirmed_by: str | None
+    confirmed_at: datetime | None
+    dock_to_stock_seconds: float | None
+
+
+class Confirmation(RequestModel):
+    """Body of ``POST /putaway-tasks/{id}/confirm``; empty: the suggested location."""
+
+    location: Code | None = None
+
+
+@router.get("/putaway-tasks", response_model=Page[PutawayTask])
+async def list_tasks(
+    request: Request,
+    principal: PrincipalDep,
+    *,
+    status: TaskStatus | None = None,
+    warehouse: Annotated[str | None, Query(max_length=64)] = None,
+    asn: int | None = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[PutawayTask]:
+    """Putaway tasks in id order (oldest first), filtered by status, warehouse and ASN."""
+    filters: dict[str, Any] = {"status": status, "warehouse": warehouse, "asn": asn}
+    listing = start_listing(
+        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
+    )
+    async with read_transaction(request, principal) as conn:
+        rows = await store.tasks(
+            conn,
+            status=status,
+            warehouse=warehouse,
+            asn=asn,
+            after_id=listing.after[0] if listing.after else None,
+            limit=listing.fetch,
+        )
+    return listing.page(rows, position=lambda r: [r["id"]], item=PutawayTask.model_validate)
+
+
+@router.get("/putaway-tasks/{id}", response_model=PutawayTask)
+async def get_task(id: int, request: Request, principal: PrincipalDep) -> PutawayTask:
+    """One putaway task."""
+    async with read_transaction(request, principal) as conn:
+        return PutawayTask.model_validate(await service.get(conn, id))
+
+
+@router.post("/putaway-tasks/{id}/confirm", response_model=PutawayTask)
+async def confirm(
+    id: int, request: Request, principal: PrincipalDep, body: Confirmation | None = None
+) -> Response:
+    """Put the stock away to the suggested location, or to ``location`` (an override).
+
+    The destination's capacity is re-checked under its lock, counting units promised to
+    other open tasks; a confirmed task answers 409 ``invalid-state``.
+    """
+    location = body.location if body is not None else None
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.confirm(uow, id, location),
+        lambda task: Answer(200, PutawayTask.model_validate(task)),
+    )

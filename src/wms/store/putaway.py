@@ -1,0 +1,213 @@
+"""SQL of putaway: candidate locations with what they store and are promised, and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from wms.domain.putaway import Candidate, Load
+
+# Stored and promised load per location: units, and volume/weight of the units whose
+# product has those measures (litres = cm³ / 1000). ``%(only)s`` narrows to one location
+# (a confirmation, which must also see inactive or non-storage locations); ``%(task)s``
+# leaves one task out of the promised units (the task being confirmed).
+_CANDIDATES = """
+WITH stored AS (
+    SELECT b.location_id, sum(b.on_hand) AS units,
+           coalesce(sum(b.on_hand * p.length_cm * p.width_cm * p.height_cm / 1000), 0) AS vol,
+           coalesce(sum(b.on_hand * p.weight_kg), 0) AS kg
+    FROM inventory_balances b
+    JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id
+    WHERE b.warehouse_id = %(wh)s AND b.on_hand > 0
+      AND (%(only)s::bigint IS NULL OR b.location_id = %(only)s)
+    GROUP BY b.location_id
+), promised AS (
+    SELECT t.suggested_location_id AS location_id, sum(t.quantity) AS units,
+           coalesce(sum(t.quantity * p.length_cm * p.width_cm * p.height_cm / 1000), 0) AS vol,
+           coalesce(sum(t.quantity * p.weight_kg), 0) AS kg
+    FROM putaway_tasks t
+    JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id
+    WHERE t.warehouse_id = %(wh)s AND t.status = 'open' AND t.suggested_location_id IS NOT NULL
+      AND (%(only)s::bigint IS NULL OR t.suggested_location_id = %(only)s)
+      AND (%(task)s::bigint IS NULL OR t.id <> %(task)s)
+    GROUP BY t.suggested_location_id
+)
+SELECT l.id, l.code, z.code AS zone, l.type, l.active, l.pick_sequence, l.capacity_units,
+       l.capacity_volume_l, l.capacity_weight_kg,
+       coalesce(s.units, 0) AS stored_units, coalesce(s.vol, 0) AS stored_vol,
+       coalesce(s.kg, 0) AS stored_kg, coalesce(pr.units, 0) AS promised_units,
+       coalesce(pr.vol, 0) AS promised_vol, coalesce(pr.kg, 0) AS promised_kg
+FROM locations l
+LEFT JOIN zones z ON z.tenant_id = l.tenant_id AND z.id = l.zone_id
+LEFT JOIN stored s ON s.location_id = l.id
+LEFT JOIN promised pr ON pr.location_id = l.id
+WHERE l.warehouse_id = %(wh)s
+  AND (%(only)s::bigint IS NULL OR l.id = %(only)s)
+  AND (%(only)s::bigint IS NOT NULL OR (l.active AND l.type IN ('storage', 'pick')))
+ORDER BY l.pick_sequence, l.id
+"""
+
+# Which lots of the given products each location stores or is promised.
+_HOLDS = """
+SELECT location_id, product_id, lot_code FROM inventory_balances
+WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND on_hand > 0
+  AND (%(only)s::bigint IS NULL OR location_id = %(only)s)
+UNION
+SELECT suggested_location_id, product_id, lot_code FROM putaway_tasks
+WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND status = 'open'
+  AND suggested_location_id IS NOT NULL
+  AND (%(only)s::bigint IS NULL OR suggested_location_id = %(only)s)
+  AND (%(task)s::bigint IS NULL OR id <> %(task)s)
+"""
+
+
+async def candidates(
+    conn: AsyncConnection,
+    warehouse_id: int,
+    product_ids: Sequence[int],
+    *,
+    only: int | None = None,
+    except_task: int | None = None,
+) -> list[Candidate]:
+    """Active storage and pick locations of the warehouse (or just ``only``), loaded."""
+    params = {"wh": warehouse_id, "only": only, "task": except_task, "products": list(product_ids)}
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(_HOLDS, params)
+    holds: dict[int, set[tuple[int, str]]] = {}
+    for row in await cursor.fetchall():
+        holds.setdefault(row["location_id"], set()).add((row["product_id"], row["lot_code"]))
+    await cursor.execute(_CANDIDATES, params)
+    return [
+        Candidate(
+            id=row["id"],
+            code=row["code"],
+            zone=row["zone"],
+            type=row["type"],
+            active=row["active"],
+            pick_sequence=row["pick_sequence"],
+            capacity_units=row["capacity_units"],
+            capacity_volume_l=row["capacity_volume_l"],
+            capacity_weight_kg=row["capacity_weight_kg"],
+            stored=Load(
+                int(row["stored_units"]), Decimal(row["stored_vol"]), Decimal(row["stored_kg"])
+            ),
+            promised=Load(
+                int(row["promised_units"]),
+                Decimal(row["promised_vol"]),
+                Decimal(row["promised_kg"]),
+            ),
+            holds=frozenset(holds.get(row["id"], ())),
+        )
+        for row in await cursor.fetchall()
+    ]
+
+
+async def insert_task(
+    conn: AsyncConnection,
+    tenant_id: int,
+    *,
+    warehouse_id: int,
+    asn_id: int,
+    receipt_id: int,
+    receipt_line_no: int,
+    product_id: int,
+    lot_code: str,
+    quantity: int,
+    from_location_id: int,
+    suggested_location_id: int | None,
+    received_at: datetime,
+) -> int:
+    """A new open putaway task; its id."""
+    cursor = await conn.execute(
+        "INSERT INTO putaway_tasks (tenant_id, warehouse_id, asn_id, receipt_id, "
+        "receipt_line_no, product_id, lot_code, quantity, from_location_id, "
+        "suggested_location_id, received_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (tenant_id, warehouse_id, asn_id, receipt_id, receipt_line_no, product_id, lot_code,
+         quantity, from_location_id, suggested_location_id, received_at),
+    )  # fmt: skip
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def lock_task(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
+    """The task's ids and state, locked against a concurrent confirmation."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT t.id, t.warehouse_id, w.code AS warehouse, t.asn_id, t.product_id, p.sku, "
+        "t.lot_code, t.quantity, t.from_location_id, t.suggested_location_id, t.status "
+        "FROM putaway_tasks t "
+        "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
+        "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
+        "WHERE t.id = %s FOR NO KEY UPDATE OF t",
+        (task_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def location_code(conn: AsyncConnection, location_id: int) -> str:
+    """The code of a location."""
+    cursor = await conn.execute("SELECT code FROM locations WHERE id = %s", (location_id,))
+    row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def mark_confirmed(
+    conn: AsyncConnection, task_id: int, *, location_id: int, actor: str
+) -> None:
+    """Confirm the task into ``location_id`` now, recording the dock-to-stock time."""
+    await conn.execute(
+        "UPDATE putaway_tasks SET status = 'confirmed', confirmed_location_id = %s, "
+        "confirmed_by = %s, confirmed_at = now(), "
+        "dock_to_stock_seconds = extract(epoch FROM now() - received_at) WHERE id = %s",
+        (location_id, actor, task_id),
+    )
+
+
+_TASK_COLUMNS = (
+    "t.id, t.asn_id AS asn, t.receipt_id AS receipt, w.code AS warehouse, p.sku, "
+    "nullif(t.lot_code, '') AS lot, lt.expiry, t.quantity, f.code AS from_location, "
+    "s.code AS suggested_location, c.code AS confirmed_location, t.status, t.received_at, "
+    "t.created_at, t.confirmed_by, t.confirmed_at, "
+    "t.dock_to_stock_seconds::float8 AS dock_to_stock_seconds "
+    "FROM putaway_tasks t "
+    "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
+    "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
+    "JOIN locations f ON f.tenant_id = t.tenant_id AND f.id = t.from_location_id "
+    "LEFT JOIN locations s ON s.tenant_id = t.tenant_id AND s.id = t.suggested_location_id "
+    "LEFT JOIN locations c ON c.tenant_id = t.tenant_id AND c.id = t.confirmed_location_id "
+    "LEFT JOIN lots lt ON lt.tenant_id = t.tenant_id AND lt.product_id = t.product_id "
+    "AND lt.lot_code = t.lot_code "
+)
+
+
+async def tasks(
+    conn: AsyncConnection,
+    *,
+    status: str | None = None,
+    warehouse: str | None = None,
+    asn: int | None = None,
+    ids: Sequence[int] | None = None,
+    after_id: int | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Putaway tasks in id order after ``after_id``, filtered, joined to their codes."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT " + _TASK_COLUMNS
+        + "WHERE (%(status)s::text IS NULL OR t.status = %(status)s) "
+        "AND (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
+        "AND (%(asn)s::bigint IS NULL OR t.asn_id = %(asn)s) "
+        "AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s)) "
+        "AND (%(after)s::bigint IS NULL OR t.id > %(after)s) ORDER BY t.id LIMIT %(limit)s",
+        {"status": status, "warehouse": warehouse, "asn": asn,
+         "ids": None if ids is None else list(ids), "after": after_id, "limit": limit},
+    )  # fmt: skip
+    return await cursor.fetchall()

@@ -1,0 +1,172 @@
+"""Putaway tasks over HTTP: confirmation, capacity under concurrency, no suggestion."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from tests.conftest import ApiClient
+from tests.integration.test_inbound import (
+    build_inbound_world,
+    must,
+    new_asn,
+    promised_within_capacity,
+    scan,
+    stock,
+)
+from tests.integration.test_inventory import ledger_matches_balances
+
+
+@pytest.fixture
+def world(api: ApiClient) -> None:
+    build_inbound_world(api)
+
+
+def receive(api: ApiClient, asn_id: int, *lines: dict[str, Any]) -> list[dict[str, Any]]:
+    """Receive ``lines`` in one request; the putaway tasks it created."""
+    receipt = must(api.post(f"/asns/{asn_id}/receipts", json={"lines": list(lines)}))
+    tasks: list[dict[str, Any]] = receipt["putaway_tasks"]
+    return tasks
+
+
+def confirm_all_at_once(
+    api: ApiClient, confirmations: list[tuple[int, dict[str, Any] | None]]
+) -> list[tuple[int, dict[str, Any]]]:
+    barrier = threading.Barrier(len(confirmations))
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def send(task_id: int, body: dict[str, Any] | None) -> None:
+        barrier.wait()
+        response = api.post(f"/putaway-tasks/{task_id}/confirm", json=body)
+        answers.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=send, args=c) for c in confirmations]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_concurrent_confirmations_into_one_location_never_exceed_its_capacity(
+    api: ApiClient, world: None, database_url: str
+) -> None:
+    asn = must(new_asn(api, lines=[{"sku": "SKU-1", "quantity": 80}]))
+    tasks = receive(api, asn["id"], *[scan(quantity=10) for _ in range(8)])
+    assert len(tasks) == 8
+    # Every task is overridden into F-01 (capacity 30) at the same moment.
+    answers = confirm_all_at_once(api, [(t["id"], {"location": "F-01"}) for t in tasks])
+    codes = sorted(status for status, _ in answers)
+    assert codes == [200] * 3 + [409] * 5, answers
+    for status, body in answers:
+        if status == 409:
+            assert body["type"].endswith("/location-unavailable"), body
+    assert stock(api, location="F-01") == {("F-01", "SKU-1", None, "available"): 30}
+    assert stock(api, location="DOCK-1") == {("DOCK-1", "SKU-1", None, "available"): 50}
+    ledger_matches_balances(database_url)
+
+
+def test_confirming_one_task_many_times_at_once_puts_it_away_once(
+    api: ApiClient, world: None, database_url: str
+) -> None:
+    asn = must(new_asn(api))
+    (task,) = receive(api, asn["id"], scan(quantity=10))
+    answers = confirm_all_at_once(api, [(task["id"], None)] * 6)
+    assert sorted(status for status, _ in answers) == [200] + [409] * 5
+    for status, body in answers:
+        if status == 409:
+            assert body["type"].endswith("/invalid-state")
+            assert body["current_status"] == "confirmed"
+    assert stock(api) == {("A-01", "SKU-1", None, "available"): 10}
+    ledger_matches_balances(database_url)
+
+
+def test_a_second_confirmation_is_409_and_changes_nothing(api: ApiClient, world: None) -> None:
+    asn = must(new_asn(api))
+    (task,) = receive(api, asn["id"], scan(quantity=10))
+    must(api.post(f"/putaway-tasks/{task['id']}/confirm", json={}), 200)
+    again = api.post(f"/putaway-tasks/{task['id']}/confirm", json={"location": "A-02"})
+    assert again.status_code == 409
+    assert again.json()["type"].endswith("/invalid-state")
+    assert again.json()["current_status"] == "confirmed"
+    assert stock(api) == {("A-01", "SKU-1", None, "available"): 10}
+    assert api.get(f"/putaway-tasks/{task['id']}").json()["confirmed_location"] == "A-01"
+
+
+def test_a_confirmation_counts_units_promised_to_other_open_tasks(
+    api: ApiClient, world: None
+) -> None:
+    asn = must(new_asn(api))
+    lot_task, plain_task = receive(
+        api, asn["id"], scan(sku="LOT-1", lot="L1", expiry="2030-01-01", quantity=25),
+        scan(quantity=10),
+    )  # fmt: skip
+    assert lot_task["suggested_location"] == "F-01"  # 25 of F-01's 30 promised
+    refused = api.post(f"/putaway-tasks/{plain_task['id']}/confirm", json={"location": "F-01"})
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["type"].endswith("/location-unavailable")
+    assert (body["promised_units"], body["requested"]) == (25, 10)
+    assert stock(api, location="F-01") == {}
+    must(api.post(f"/putaway-tasks/{lot_task['id']}/confirm"), 200)
+
+
+def test_without_room_anywhere_a_task_has_no_suggestion_and_needs_a_location(
+    api: ApiClient, world: None
+) -> None:
+    must(api.patch("/warehouses/SP1/locations/S-01", json={"active": False}), 200)
+    asn = must(new_asn(api, lines=[{"sku": "SKU-1", "quantity": 200}]))
+    (task,) = receive(api, asn["id"], scan(quantity=120))
+    assert task["suggested_location"] is None
+    listed = api.get("/putaway-tasks", params={"status": "open"}).json()["items"]
+    assert listed[0]["suggested_location"] is None
+    missing = api.post(f"/putaway-tasks/{task['id']}/confirm")
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "/location"
+    full = api.post(f"/putaway-tasks/{task['id']}/confirm", json={"location": "A-01"})
+    assert full.status_code == 409
+    dock = api.post(f"/putaway-tasks/{task['id']}/confirm", json={"location": "DOCK-1"})
+    assert dock.status_code == 422
+    elsewhere = api.post(f"/putaway-tasks/{task['id']}/confirm", json={"location": "DOCK-9"})
+    assert elsewhere.status_code == 422
+    assert elsewhere.json()["type"].endswith("/unknown-reference")
+    assert stock(api) == {("DOCK-1", "SKU-1", None, "available"): 120}
+
+
+def test_a_rule_forbidding_mixed_lots_keeps_another_lot_out_even_on_override(
+    api: ApiClient, world: None
+) -> None:
+    asn = must(new_asn(api, lines=[{"sku": "LOT-1", "quantity": 20}]))
+    first, second = receive(
+        api, asn["id"], scan(sku="LOT-1", lot="L1", expiry="2030-01-01", quantity=5),
+        scan(sku="LOT-1", lot="L2", expiry="2030-01-01", quantity=5),
+    )  # fmt: skip
+    assert first["suggested_location"] == "F-01"
+    assert second["suggested_location"] == "A-01"  # F-01 has room, but holds lot L1
+    must(api.post(f"/putaway-tasks/{first['id']}/confirm"), 200)
+    mixed = api.post(f"/putaway-tasks/{second['id']}/confirm", json={"location": "F-01"})
+    assert mixed.status_code == 409
+    assert "lot" in mixed.json()["detail"]
+    # The same lot again joins its location first.
+    (third,) = receive(api, asn["id"], scan(sku="LOT-1", lot="L1", expiry="2030-01-01",
+                                            quantity=5))  # fmt: skip
+    assert third["suggested_location"] == "F-01"
+    promised_within_capacity(api)
+
+
+def test_putaway_tasks_list_by_status_and_page_with_a_cursor(api: ApiClient, world: None) -> None:
+    asn = must(new_asn(api))
+    tasks = receive(api, asn["id"], *[scan(quantity=1) for _ in range(3)])
+    must(api.post(f"/putaway-tasks/{tasks[0]['id']}/confirm"), 200)
+    page = api.get("/putaway-tasks", params={"limit": 2}).json()
+    rest = api.get("/putaway-tasks", params={"limit": 2, "cursor": page["next_cursor"]}).json()
+    assert [t["id"] for t in page["items"] + rest["items"]] == [t["id"] for t in tasks]
+    assert rest["next_cursor"] is None
+    open_ids = [
+        t["id"] for t in api.get("/putaway-tasks", params={"status": "open"}).json()["items"]
+    ]
+    assert open_ids == [t["id"] for t in tasks[1:]]
+    assert api.get("/putaway-tasks", params={"warehouse": "RJ1"}).json()["items"] == []
+    assert api.get("/putaway-tasks/999999").status_code == 404

@@ -1,0 +1,107 @@
+"""``/reports/kpis``: warehouse throughput per local hour, dock-to-stock, cycle times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Query, Request
+from pydantic import AwareDatetime
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import read_transaction
+from wms.api.routing import api_router
+from wms.api.schemas import ResponseModel
+from wms.domain.errors import FieldError, NotFoundError
+from wms.store import kpis as store
+
+router = api_router("reports")
+MAX_SPAN = timedelta(days=31)
+SERIES = ("orders_received", "orders_shipped", "lines_picked", "lines_put_away")
+
+
+class HourCount(ResponseModel):
+    """How many in one hour of the warehouse's local time (``hour`` has no offset)."""
+
+    hour: datetime
+    count: int
+
+
+class Distribution(ResponseModel):
+    """Mean and percentiles of a duration, in seconds."""
+
+    count: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+
+
+class Accuracy(ResponseModel):
+    """Mean inventory accuracy of the cycle counts approved in the window."""
+
+    count: int
+    mean: float | None
+
+
+class Kpis(ResponseModel):
+    """The warehouse's KPIs over [from, to)."""
+
+    warehouse: str
+    timezone: str
+    start: datetime
+    end: datetime
+    orders_received_per_hour: list[HourCount]
+    orders_shipped_per_hour: list[HourCount]
+    lines_picked_per_hour: list[HourCount]
+    lines_put_away_per_hour: list[HourCount]
+    dock_to_stock_seconds: Distribution
+    order_cycle_time_seconds: Distribution
+    inventory_accuracy_pct: Accuracy
+
+
+@router.get("/reports/kpis", response_model=Kpis)
+async def kpis(
+    request: Request,
+    principal: PrincipalDep,
+    warehouse: Annotated[str, Query(max_length=40)],
+    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+) -> Kpis:
+    """Throughput per hour in the warehouse's time zone and time distributions (≤ 31 days).
+
+    ``from`` defaults to 24 hours before ``to``, which defaults to now.
+    """
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=24)
+    if not start < end:
+        raise FieldError("from", "must be before to")
+    if end - start > MAX_SPAN:
+        raise FieldError("to", "the window may span at most 31 days")
+    async with read_transaction(request, principal) as conn:
+        cursor = await conn.execute(
+            "SELECT id, timezone FROM warehouses WHERE code = %s", (warehouse,)
+        )
+        found = await cursor.fetchone()
+        if found is None:
+            raise NotFoundError(f"no warehouse {warehouse}")
+        warehouse_id, timezone = found
+        series = {
+            name: await store.hourly(
+                conn, name, warehouse_id=warehouse_id, timezone=timezone, start=start, end=end
+            )
+            for name in SERIES
+        }
+        times = await store.durations(conn, warehouse_id=warehouse_id, start=start, end=end)
+    return Kpis(
+        warehouse=warehouse,
+        timezone=timezone,
+        start=start,
+        end=end,
+        orders_received_per_hour=[HourCount.model_validate(r) for r in series["orders_received"]],
+        orders_shipped_per_hour=[HourCount.model_validate(r) for r in series["orders_shipped"]],
+        lines_picked_per_hour=[HourCount.model_validate(r) for r in series["lines_picked"]],
+        lines_put_away_per_hour=[HourCount.model_validate(r) for r in series["lines_put_away"]],
+        dock_to_stock_seconds=Distribution.model_validate(times["dock_to_stock"]),
+        order_cycle_time_seconds=Distribution.model_validate(times["order_cycle"]),
+        inventory_accuracy_pct=Accuracy.model_validate(times["inventory_accuracy"]),
+    )

@@ -1,0 +1,69 @@
+"""SQL of the warehouse KPIs: throughput per local hour and time distributions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+# Each throughput series: (name, table expression, timestamp column, extra condition).
+_HOURLY = {
+    "orders_received": ("orders", "created_at", "true"),
+    "orders_shipped": ("orders", "shipped_at", "shipped_at IS NOT NULL"),
+    # A picked line leaves its location: the negative ledger row of a pick.
+    "lines_picked": ("inventory_movements", "occurred_at", "kind = 'pick' AND quantity < 0"),
+    "lines_put_away": ("putaway_tasks", "confirmed_at", "status = 'confirmed'"),
+}
+
+
+async def hourly(
+    conn: AsyncConnection,
+    series: str,
+    *,
+    warehouse_id: int,
+    timezone: str,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """Counts per hour of the warehouse's local time, for one series of ``_HOURLY``."""
+    table, column, condition = _HOURLY[series]
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        f"SELECT date_trunc('hour', {column} AT TIME ZONE %(tz)s) AS hour, count(*) AS count "
+        f"FROM {table} WHERE warehouse_id = %(wh)s AND {column} >= %(start)s "
+        f"AND {column} < %(end)s AND {condition} GROUP BY 1 ORDER BY 1",
+        {"tz": timezone, "wh": warehouse_id, "start": start, "end": end},
+    )
+    return await cursor.fetchall()
+
+
+async def durations(
+    conn: AsyncConnection, *, warehouse_id: int, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Dock-to-stock and order cycle time (seconds): mean, p50, p95 and count."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT "
+        "(SELECT json_build_object('count', count(*), 'mean', avg(dock_to_stock_seconds), "
+        " 'p50', percentile_cont(0.5) WITHIN GROUP (ORDER BY dock_to_stock_seconds), "
+        " 'p95', percentile_cont(0.95) WITHIN GROUP (ORDER BY dock_to_stock_seconds)) "
+        " FROM putaway_tasks WHERE warehouse_id = %(wh)s AND status = 'confirmed' "
+        " AND confirmed_at >= %(start)s AND confirmed_at < %(end)s) AS dock_to_stock, "
+        "(SELECT json_build_object('count', count(*), "
+        " 'mean', avg(extract(epoch FROM shipped_at - created_at)), "
+        " 'p50', percentile_cont(0.5) WITHIN GROUP "
+        "   (ORDER BY extract(epoch FROM shipped_at - created_at)), "
+        " 'p95', percentile_cont(0.95) WITHIN GROUP "
+        "   (ORDER BY extract(epoch FROM shipped_at - created_at))) "
+        " FROM orders WHERE warehouse_id = %(wh)s AND shipped_at >= %(start)s "
+        " AND shipped_at < %(end)s) AS order_cycle, "
+        "(SELECT json_build_object('count', count(*), 'mean', avg(accuracy_pct)) "
+        " FROM cycle_counts WHERE warehouse_id = %(wh)s AND status = 'approved' "
+        " AND approved_at >= %(start)s AND approved_at < %(end)s) AS inventory_accuracy",
+        {"wh": warehouse_id, "start": start, "end": end},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row

@@ -140,23 +140,13 @@ async def adjust(
     change = await _apply(
         uow,
         [Delta(key, units)],
-        store.MovementInfo(
-            kind=MovementKind.ADJUSTMENT,
-            reason=reason,
-            reference_type="adjustment" if reference else None,
-            reference_id=reference,
-            uom=quantity.uom,
-            uom_quantity=abs(quantity.amount),
-            actor=uow.actor,
-            request_id=uow.request_id,
-        ),
+        _movement(uow, MovementKind.ADJUSTMENT, quantity, reason=reason, reference=reference),
     )
     data = {"warehouse": warehouse, "location": location_code, "sku": sku, "lot": lot,
             "status": status, "quantity": units, "reason": reason}  # fmt: skip
     if units > 0 and status == StockStatus.AVAILABLE:
         await backorders.stock_arrived(uow, wh, [item.id])
-    uow.audit("inventory", f"{warehouse}/{location_code}/{sku}", "adjusted", after=data)
-    uow.emit("wms.inventory.adjusted", "inventory", f"{warehouse}/{sku}", data, warehouse=warehouse)
+    _record(uow, "adjusted", f"{warehouse}/{location_code}/{sku}", data)
     return change
 
 
@@ -187,13 +177,7 @@ async def move(
     change = await _apply(
         uow,
         deltas,
-        store.MovementInfo(
-            kind=MovementKind.MOVE,
-            uom=quantity.uom,
-            uom_quantity=quantity.amount,
-            actor=uow.actor,
-            request_id=uow.request_id,
-        ),
+        _movement(uow, MovementKind.MOVE, quantity),
     )
     data = {"warehouse": warehouse, "sku": sku, "lot": lot, "from_location": from_location,
             "to_location": to_location, "status": status, "quantity": units}  # fmt: skip
@@ -203,8 +187,7 @@ async def move(
         and source.type not in ALLOCATABLE_LOCATION_TYPES
     ):
         await backorders.stock_arrived(uow, wh, [item.id])
-    uow.audit("inventory", f"{warehouse}/{from_location}/{sku}", "moved", after=data)
-    uow.emit("wms.inventory.moved", "inventory", f"{warehouse}/{sku}", data, warehouse=warehouse)
+    _record(uow, "moved", f"{warehouse}/{from_location}/{sku}", data)
     return change
 
 
@@ -236,24 +219,44 @@ async def change_status(
     change = await _apply(
         uow,
         deltas,
-        store.MovementInfo(
-            kind=MovementKind.STATUS_CHANGE,
-            reason=reason,
-            uom=quantity.uom,
-            uom_quantity=quantity.amount,
-            actor=uow.actor,
-            request_id=uow.request_id,
-        ),
+        _movement(uow, MovementKind.STATUS_CHANGE, quantity, reason=reason),
     )
     data = {"warehouse": warehouse, "location": location_code, "sku": sku, "lot": lot,
             "from_status": from_status, "to_status": to_status, "quantity": units,
             "reason": reason}  # fmt: skip
     if to_status == StockStatus.AVAILABLE:
         await backorders.stock_arrived(uow, wh, [item.id])
-    uow.audit("inventory", f"{warehouse}/{location_code}/{sku}", "status_changed", after=data)
-    uow.emit("wms.inventory.status_changed", "inventory", f"{warehouse}/{sku}", data,
-             warehouse=warehouse)  # fmt: skip
+    _record(uow, "status_changed", f"{warehouse}/{location_code}/{sku}", data)
     return change
+
+
+def _movement(
+    uow: UnitOfWork,
+    kind: MovementKind,
+    quantity: Quantity,
+    *,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> store.MovementInfo:
+    """What the ledger rows of one command share: kind, reason, original unit, who."""
+    return store.MovementInfo(
+        kind=kind,
+        reason=reason,
+        reference_type="adjustment" if reference else None,
+        reference_id=reference,
+        uom=quantity.uom,
+        uom_quantity=abs(quantity.amount),
+        actor=uow.actor,
+        request_id=uow.request_id,
+    )
+
+
+def _record(uow: UnitOfWork, action: str, place: str, data: dict[str, Any]) -> None:
+    """Audit row and ``wms.inventory.<action>`` event of one stock command."""
+    uow.audit("inventory", place, action, after=data)
+    warehouse, sku = data["warehouse"], data["sku"]
+    uow.emit(f"wms.inventory.{action}", "inventory", f"{warehouse}/{sku}", data,
+             warehouse=warehouse)  # fmt: skip
 
 
 async def _apply(uow: UnitOfWork, deltas: list[Delta], info: store.MovementInfo) -> StockChange:

@@ -156,3 +156,39 @@ def test_a_cursor_from_one_tenant_is_refused_by_another(
     response = other.get("/warehouses", params={"limit": 1, "cursor": cursor})
     assert response.status_code == 422
     assert response.json()["type"].endswith("/invalid-cursor")
+
+
+def test_another_tenants_objects_answer_404_by_id(
+    api: ApiClient, make_tenant: Callable[[], TenantKeys], tenant: TenantKeys, database_url: str
+) -> None:
+    from tests.integration.stock_world import build_world
+
+    build_world(api, tenant, database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO wms.locations (tenant_id, warehouse_id, code, type) "
+            "SELECT tenant_id, id, 'DOCK-1', 'dock' FROM wms.warehouses WHERE tenant_id = %s",
+            (tenant.tenant_id,),
+        )
+    adjusted = api.post(
+        "/inventory/adjustments",
+        json={"warehouse": "SP1", "location": "A-01", "sku": "SKU-1", "quantity": 3,
+              "reason": "found"},
+    )  # fmt: skip
+    movement = adjusted.json()["movements"][0]
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()
+    asn = api.post(
+        "/asns",
+        json={"reference": "PO-9", "warehouse": "SP1", "supplier": "S",
+              "expected_at": "2026-12-01T12:00:00Z", "lines": [{"sku": "SKU-1", "quantity": 1}]},
+    ).json()  # fmt: skip
+    intruder = api.as_key(make_tenant().keys[Role.ADMIN])
+    for path in (
+        f"/inventory/movements/{movement}",
+        f"/cycle-counts/{count['id']}",
+        f"/asns/{asn['id']}",
+    ):
+        assert api.get(path).status_code == 200, path
+        assert intruder.get(path).status_code == 404, path
+    assert intruder.post(f"/cycle-counts/{count['id']}/approve").status_code == 404
+    assert intruder.post(f"/asns/{asn['id']}/close").status_code == 404

@@ -1,4 +1,4 @@
-"""What every benchmark needs: a fresh database, a tenant key, a real server, a table.
+"""What every benchmark needs: a fresh database, a tenant key, a server or the app, a table.
 
 Benchmarks report speed; they assert nothing about it. Each compares with a ceiling
 measured in the same run on the same machine.
@@ -7,9 +7,11 @@ measured in the same run on the same machine.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import structlog
+from fastapi.testclient import TestClient
+
+from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
 from wms.ops.secrets import api_key_pepper
@@ -38,6 +45,11 @@ class BenchDatabase:
 
     url: str
     data_dir: Path
+
+
+def log_warnings_only() -> None:
+    """Keep this process's structured log (start-up, migrations, the app in-process) quiet."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 @contextlib.contextmanager
@@ -107,6 +119,45 @@ def running_server(database: BenchDatabase, **env: str) -> Iterator[Server]:
         log.close()
 
 
+@dataclass
+class InProcessClient:
+    """The app in-process through HTTP (FastAPI's TestClient), as an admin of one tenant."""
+
+    client: TestClient
+    headers: dict[str, str]
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request to ``/api/v1`` + ``path``, with the admin key; any answer."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; its JSON body. Fails loudly on an unexpected status."""
+        response = self.request(method, path, **kwargs)
+        if response.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json()
+
+
+@contextlib.contextmanager
+def in_process_client(
+    database: BenchDatabase, token: str, **settings_overrides: Any
+) -> Iterator[InProcessClient]:
+    """``create_app`` on ``database`` (test environment, no metrics port) behind a TestClient.
+
+    ``settings_overrides`` are further ``Settings`` fields.
+    """
+    settings = Settings(
+        database_url=database.url,
+        data_dir=database.data_dir,
+        metrics_port=0,
+        environment="test",
+        **settings_overrides,
+    )
+    with TestClient(create_app(settings)) as client:
+        yield InProcessClient(client, {"Authorization": f"Bearer {token}"})
+
+
 def wait_ready(base_url: str, timeout: float = 60.0) -> None:
     """Block until ``/health/ready`` answers 200."""
     deadline = time.monotonic() + timeout
@@ -145,6 +196,20 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         print("  ".join(value.rjust(width) for value, width in zip(row, widths, strict=True)))
         if index == 0:
             print("  ".join("-" * width for width in widths))
+
+
+def print_best_runs(rows: int, results: dict[str, list[float]], ceiling: str) -> None:
+    """One line per case of ``rows`` rows: best and median seconds, rows/s, best / best ceiling."""
+    floor = min(results[ceiling])
+    print()
+    print_table(
+        ["case", "rows", "best s", "median s", "rows/s", "× ceiling"],
+        [
+            [label, rows, min(runs), statistics.median(runs), rows / min(runs),
+             f"{min(runs) / floor:.1f}"]
+            for label, runs in results.items()
+        ],
+    )  # fmt: skip
 
 
 def _fmt(value: object) -> str:

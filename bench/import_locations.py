@@ -1,6 +1,6 @@
 """Time ``POST /warehouses/{wh}/locations:import`` with 10,000 locations, JSON and CSV.
 
-Run: ``.venv/bin/python bench/import_locations.py [--rows N] [--repeat K]``
+Run: ``.venv/bin/python -m bench.import_locations [--rows N] [--repeat K]``
 
 Starts its own embedded PostgreSQL in a temporary folder, migrates it, creates a tenant
 and an admin key, and drives the app in-process through HTTP (FastAPI's TestClient).
@@ -14,32 +14,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import structlog
-from fastapi.testclient import TestClient
 
-from wms.app import create_app
-from wms.config import Settings
-from wms.domain.roles import Role
-from wms.ops.secrets import api_key_pepper
-from wms.services import tenants
-from wms.store.embedded import EmbeddedPostgres
-from wms.store.migrations import Migrator
-from wms.store.tenants import admin_connection
+from bench.harness import (
+    InProcessClient,
+    admin_token,
+    fresh_database,
+    in_process_client,
+    log_warnings_only,
+    print_best_runs,
+    timed,
+)
 
 COLUMNS = "code,type,zone,pick_sequence,capacity_units,capacity_volume_l,capacity_weight_kg,active"
 ZONES = ("A", "B", "C", "D")
 TYPES = ("storage", "storage", "storage", "pick", "dock")
+CEILING = "raw COPY (ceiling)"
 
 
 def generate(rows: int) -> list[dict[str, Any]]:
@@ -69,36 +64,14 @@ def to_csv(locations: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-class Bench:
-    """The app in-process on a fresh database, with an admin key."""
-
-    def __init__(self, client: TestClient, token: str) -> None:
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One request; fails loudly on an unexpected status."""
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        response = self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
-        if response.status_code >= 300:
-            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
-        return response.json()
-
-    def new_warehouse(self) -> str:
-        """A warehouse with zones A-D; its code."""
-        code = f"W{uuid.uuid4().hex[:8].upper()}"
-        body = {"code": code, "name": code, "timezone": "America/Sao_Paulo"}
-        self.call("POST", "/warehouses", json=body)
-        for zone in ZONES:
-            self.call("POST", f"/warehouses/{code}/zones", json={"code": zone})
-        return code
-
-
-def timed(action: Callable[[], Any]) -> tuple[float, Any]:
-    """Seconds ``action`` took, and what it returned."""
-    started = time.perf_counter()
-    result = action()
-    return time.perf_counter() - started, result
+def new_warehouse(app: InProcessClient) -> str:
+    """A warehouse with zones A-D; its code."""
+    code = f"W{uuid.uuid4().hex[:8].upper()}"
+    body = {"code": code, "name": code, "timezone": "America/Sao_Paulo"}
+    app.call("POST", "/warehouses", json=body)
+    for zone in ZONES:
+        app.call("POST", f"/warehouses/{code}/zones", json={"code": zone})
+    return code
 
 
 def ceiling(url: str, locations: list[dict[str, Any]]) -> float:
@@ -136,45 +109,27 @@ def ceiling(url: str, locations: list[dict[str, Any]]) -> float:
 
 def run(rows: int, repeat: int) -> None:
     """Start PostgreSQL, run every case, print the table and the rejection demo."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    with tempfile.TemporaryDirectory(prefix="wms-bench-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        url = server.start()
-        try:
-            Migrator(url).migrate()
-            settings = Settings(
-                database_url=url,
-                metrics_port=0,
-                data_dir=Path(tmp) / "data",
-                environment="test",
-                statement_timeout_ms=60_000,
+    log_warnings_only()
+    with fresh_database() as database:
+        token = admin_token(database)
+        locations = generate(rows)
+        json_body = json.dumps({"locations": locations}).encode()
+        csv_body = to_csv(locations)
+        with in_process_client(database, token, statement_timeout_ms=60_000) as app:
+            results = measure(
+                app,
+                database.url,
+                locations=locations,
+                json_body=json_body,
+                csv_body=csv_body,
+                repeat=repeat,
             )
-            with admin_connection(url) as conn:
-                tenants.create_tenant(conn, "bench", "Benchmark")
-                token = tenants.create_api_key(
-                    conn, api_key_pepper(settings), tenant_code="bench", role=Role.ADMIN
-                )
-            locations = generate(rows)
-            json_body = json.dumps({"locations": locations}).encode()
-            csv_body = to_csv(locations)
-            with TestClient(create_app(settings)) as client:
-                bench = Bench(client, token)
-                results = measure(
-                    bench,
-                    url,
-                    locations=locations,
-                    json_body=json_body,
-                    csv_body=csv_body,
-                    repeat=repeat,
-                )
-                report(rows, results)
-                demonstrate_rejection(bench, locations)
-        finally:
-            server.stop()
+            print_best_runs(rows, results, CEILING)
+            demonstrate_rejection(app, locations)
 
 
 def measure(
-    bench: Bench,
+    app: InProcessClient,
     url: str,
     *,
     locations: list[dict[str, Any]],
@@ -187,53 +142,39 @@ def measure(
     csv_type = {"Content-Type": "text/csv"}
     results: dict[str, list[float]] = {}
     for _ in range(repeat):
-        results.setdefault("raw COPY (ceiling)", []).append(ceiling(url, locations))
+        results.setdefault(CEILING, []).append(ceiling(url, locations))
         for label, body, headers in (
             ("HTTP import, JSON, create", json_body, json_type),
             ("HTTP import, CSV, create", csv_body, csv_type),
         ):
-            wh = bench.new_warehouse()
+            wh = new_warehouse(app)
             path = f"/warehouses/{wh}/locations:import"
-            seconds, answer = timed(
-                partial(bench.call, "POST", path, content=body, headers=headers)
-            )
+            seconds, answer = timed(partial(app.call, "POST", path, content=body, headers=headers))
             assert answer == {"created": len(locations), "updated": 0}, answer
             results.setdefault(label, []).append(seconds)
             if label.endswith("CSV, create"):
                 seconds, answer = timed(
-                    partial(bench.call, "POST", path, content=csv_body, headers=csv_type)
+                    partial(app.call, "POST", path, content=csv_body, headers=csv_type)
                 )
                 assert answer == {"created": 0, "updated": len(locations)}, answer
                 results.setdefault("HTTP import, CSV, update all", []).append(seconds)
     return results
 
 
-def report(rows: int, results: dict[str, list[float]]) -> None:
-    """Print one line per case: best seconds, rows/s and the ratio to the ceiling."""
-    floor = min(results["raw COPY (ceiling)"])
-    print(
-        f"\n{'case':<30} {'rows':>7} {'best s':>8} {'median s':>9} {'rows/s':>9} {'× ceiling':>10}"
-    )
-    for label, runs in results.items():
-        best = min(runs)
-        print(
-            f"{label:<30} {rows:>7} {best:>8.3f} {statistics.median(runs):>9.3f} "
-            f"{rows / best:>9.0f} {best / floor:>10.1f}"
-        )
-
-
-def demonstrate_rejection(bench: Bench, locations: list[dict[str, Any]]) -> None:
+def demonstrate_rejection(app: InProcessClient, locations: list[dict[str, Any]]) -> None:
     """Import a file whose 5,000th data row has a bad type; show the 422 naming its line."""
-    wh = bench.new_warehouse()
+    wh = new_warehouse(app)
     bad = [dict(r) for r in locations]
-    bad[4998]["type"] = "roof"  # data row 4,999 = physical line 5,000 (header = line 1)
-    response = bench.client.post(
-        f"/api/v1/warehouses/{wh}/locations:import",
+    # data row 4,999 = physical line 5,000 (header = line 1); in a shorter file, its last row
+    bad[min(4998, len(bad) - 1)]["type"] = "roof"
+    response = app.request(
+        "POST",
+        f"/warehouses/{wh}/locations:import",
         content=to_csv(bad),
-        headers={**bench.headers, "Content-Type": "text/csv"},
+        headers={"Content-Type": "text/csv"},
     )
     problem = response.json()
-    listed = bench.call("GET", f"/warehouses/{wh}/locations", params={"limit": 500})
+    listed = app.call("GET", f"/warehouses/{wh}/locations", params={"limit": 500})
     print(f"\nrejected file: HTTP {response.status_code} {problem['type'].rsplit('/', 1)[-1]}")
     print(f"  detail: {problem['detail']}")
     print(f"  row_errors: {problem['row_errors']}")

@@ -1,6 +1,6 @@
 """Time ``POST /products:import`` with 10,000 products, JSON and CSV, create and update.
 
-Run: ``.venv/bin/python bench/import_products.py [--rows N] [--repeat K]``
+Run: ``.venv/bin/python -m bench.import_products [--rows N] [--repeat K]``
 
 Starts its own embedded PostgreSQL in a temporary folder, migrates it, and drives the
 app in-process through HTTP (FastAPI's TestClient) with the default settings (so the
@@ -15,33 +15,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import statistics
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import structlog
-from fastapi.testclient import TestClient
 
+from bench.harness import (
+    BenchDatabase,
+    InProcessClient,
+    admin_token,
+    fresh_database,
+    in_process_client,
+    log_warnings_only,
+    print_best_runs,
+    timed,
+)
 from wms.api.routes.products import _csv_rows, _json_rows
-from wms.app import create_app
-from wms.config import Settings
-from wms.domain.roles import Role
-from wms.ops.secrets import api_key_pepper
-from wms.services import tenants
-from wms.store.embedded import EmbeddedPostgres
-from wms.store.migrations import Migrator
-from wms.store.tenants import admin_connection
 
 CSV_COLUMNS = ("sku", "description", "category", "velocity_class", "weight_kg", "barcodes")
 JSON_TYPE = {"Content-Type": "application/json"}
 CSV_TYPE = {"Content-Type": "text/csv"}
+CEILING = "raw COPY (ceiling)"
 
 
 def generate(rows: int) -> list[dict[str, Any]]:
@@ -70,39 +66,16 @@ def to_csv(products: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-class Bench:
-    """The app in-process on one database; a fresh tenant and admin key on demand."""
-
-    def __init__(self, client: TestClient, url: str, settings: Settings) -> None:
-        self.client = client
-        self.url = url
-        self.settings = settings
-
-    def new_tenant(self) -> dict[str, str]:
-        """Headers of an admin of a fresh tenant."""
-        code = f"b{uuid.uuid4().hex[:10]}"
-        with admin_connection(self.url) as conn:
-            tenants.create_tenant(conn, code, code)
-            token = tenants.create_api_key(
-                conn, api_key_pepper(self.settings), tenant_code=code, role=Role.ADMIN
-            )
-        return {"Authorization": f"Bearer {token}"}
-
-    def import_(self, auth: dict[str, str], body: bytes, content_type: dict[str, str]) -> Any:
-        """One import; fails loudly on an unexpected status."""
-        response = self.client.post(
-            "/api/v1/products:import", content=body, headers={**auth, **content_type}
-        )
-        if response.status_code != 200:
-            raise RuntimeError(f"import: {response.status_code} {response.text[:500]}")
-        return response.json()
+def new_tenant(database: BenchDatabase) -> dict[str, str]:
+    """Headers of an admin of a fresh tenant."""
+    return {"Authorization": f"Bearer {admin_token(database, f'b{uuid.uuid4().hex[:10]}')}"}
 
 
-def timed(action: Callable[[], Any]) -> tuple[float, Any]:
-    """Seconds ``action`` took, and what it returned."""
-    started = time.perf_counter()
-    result = action()
-    return time.perf_counter() - started, result
+def import_(
+    app: InProcessClient, auth: dict[str, str], body: bytes, content_type: dict[str, str]
+) -> Any:
+    """One import as ``auth``; fails loudly on an unexpected status."""
+    return app.call("POST", "/products:import", content=body, headers={**auth, **content_type})
 
 
 def ceiling(url: str, products: list[dict[str, Any]]) -> float:
@@ -151,7 +124,9 @@ def ceiling(url: str, products: list[dict[str, Any]]) -> float:
     return elapsed
 
 
-def measure(bench: Bench, products: list[dict[str, Any]], repeat: int) -> dict[str, list[float]]:
+def measure(
+    app: InProcessClient, database: BenchDatabase, products: list[dict[str, Any]], repeat: int
+) -> dict[str, list[float]]:
     """Seconds of each case, ``repeat`` times."""
     rows = len(products)
     renamed = [{**p, "description": p["description"] + " v2"} for p in products]
@@ -170,47 +145,36 @@ def measure(bench: Bench, products: list[dict[str, Any]], repeat: int) -> dict[s
         ("HTTP import, JSON, new barcodes", "rebarcode", (0, rows, 0)),
     )
     for _ in range(repeat):
-        results.setdefault("raw COPY (ceiling)", []).append(ceiling(bench.url, products))
+        results.setdefault(CEILING, []).append(ceiling(database.url, products))
         seconds = timed(partial(_json_rows, bodies["create"]))[0]
         results.setdefault("parse+validate JSON (no DB)", []).append(seconds)
         seconds = timed(partial(_csv_rows, csv_body))[0]
         results.setdefault("parse+validate CSV (no DB)", []).append(seconds)
-        auth = bench.new_tenant()
+        auth = new_tenant(database)
         for label, body, (created, updated, unchanged) in cases:
-            seconds, answer = timed(partial(bench.import_, auth, bodies[body], JSON_TYPE))
+            seconds, answer = timed(partial(import_, app, auth, bodies[body], JSON_TYPE))
             expected = {"created": created, "updated": updated, "unchanged": unchanged}
             assert answer == expected, answer
             results.setdefault(label, []).append(seconds)
-        seconds, answer = timed(partial(bench.import_, bench.new_tenant(), csv_body, CSV_TYPE))
+        seconds, answer = timed(partial(import_, app, new_tenant(database), csv_body, CSV_TYPE))
         assert answer == {"created": rows, "updated": 0, "unchanged": 0}, answer
         results.setdefault("HTTP import, CSV, create", []).append(seconds)
     return results
 
 
-def report(rows: int, results: dict[str, list[float]]) -> None:
-    """Print one line per case: best seconds, rows/s and the ratio to the ceiling."""
-    floor = min(results["raw COPY (ceiling)"])
-    print(
-        f"\n{'case':<32} {'rows':>7} {'best s':>8} {'median s':>9} {'rows/s':>9} {'× ceiling':>10}"
-    )
-    for label, runs in results.items():
-        best = min(runs)
-        print(
-            f"{label:<32} {rows:>7} {best:>8.3f} {statistics.median(runs):>9.3f} "
-            f"{rows / best:>9.0f} {best / floor:>10.1f}"
-        )
-
-
-def demonstrate_rejection(bench: Bench, products: list[dict[str, Any]]) -> None:
+def demonstrate_rejection(
+    app: InProcessClient, database: BenchDatabase, products: list[dict[str, Any]]
+) -> None:
     """Import a CSV whose 5,000th line repeats a barcode; show the 422 naming its line."""
-    auth = bench.new_tenant()
+    auth = new_tenant(database)
     bad = [dict(p) for p in products]
-    bad[4998]["barcodes"] = [products[0]["barcodes"][0]]  # data row 4,999 = line 5,000
-    response = bench.client.post(
-        "/api/v1/products:import", content=to_csv(bad), headers={**auth, **CSV_TYPE}
+    # data row 4,999 = line 5,000; in a shorter file, its last row
+    bad[min(4998, len(bad) - 1)]["barcodes"] = [products[0]["barcodes"][0]]
+    response = app.request(
+        "POST", "/products:import", content=to_csv(bad), headers={**auth, **CSV_TYPE}
     )
     problem = response.json()
-    listed = bench.client.get("/api/v1/products", headers=auth).json()
+    listed = app.call("GET", "/products", headers=auth)
     print(f"\nrejected file: HTTP {response.status_code} {problem['type'].rsplit('/', 1)[-1]}")
     print(f"  detail: {problem['detail']}")
     print(f"  row_errors: {problem['row_errors']}")
@@ -219,22 +183,13 @@ def demonstrate_rejection(bench: Bench, products: list[dict[str, Any]]) -> None:
 
 def run(rows: int, repeat: int) -> None:
     """Start PostgreSQL, run every case, print the table and the rejection demo."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    with tempfile.TemporaryDirectory(prefix="wms-bench-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        url = server.start()
-        try:
-            Migrator(url).migrate()
-            settings = Settings(
-                database_url=url, metrics_port=0, data_dir=Path(tmp) / "data", environment="test"
-            )
-            products = generate(rows)
-            with TestClient(create_app(settings)) as client:
-                bench = Bench(client, url, settings)
-                report(rows, measure(bench, products, repeat))
-                demonstrate_rejection(bench, products)
-        finally:
-            server.stop()
+    log_warnings_only()
+    with fresh_database() as database:
+        products = generate(rows)
+        # No settings overrides: the default statement_timeout applies.
+        with in_process_client(database, admin_token(database)) as app:
+            print_best_runs(rows, measure(app, database, products, repeat), CEILING)
+            demonstrate_rejection(app, database, products)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-pg15 lint format lock clean
+.PHONY: help install run test test-unit test-integration test-pg15 test-deploy lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test-unit: install ## Unit tests only (no database)
 
 test-pg15: install ## The database tests against the machine's PostgreSQL 15 (WMS_TEST_DATABASE_URL)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/integration tests/e2e/test_server_process.py
+
+test-deploy: install ## Deployment checks: hadolint, helm, compose, terraform, workflow, scripts
+	$(BIN)/pytest -q -s tests/deploy
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests bench

@@ -7,27 +7,36 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import redis.asyncio
+import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from wms import __version__
 from wms.api import routes
 from wms.api.auth import ApiKeyAuthenticator
+from wms.api.jwt_auth import JwksCache, JwtAuthenticator
 from wms.api.pagination import CursorCodec
 from wms.api.permissions import API_PREFIX, roles_text
 from wms.api.problems import install_problem_handlers, problems_description
+from wms.api.ratelimit import Buckets, Limit, LocalBuckets, RateLimiter, RedisBuckets
 from wms.config import Settings
 from wms.ops import health
 from wms.ops.health import DrainState
 from wms.ops.metrics import POOLS
-from wms.ops.middleware import RequestContextMiddleware
+from wms.ops.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from wms.ops.secrets import api_key_pepper
 from wms.store.database import create_pool
 
 DOCS_ASSETS = "/docs/assets"
+# Benchmarks raise the limit for a run; the log says so.
+UNLIMITED_RPS = 1_000_000.0
+log = structlog.get_logger(__name__)
 
 
 def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAPI:
@@ -49,11 +58,24 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
         await pool.open(wait=False)
         app.state.pool = pool
         app.state.authenticator = ApiKeyAuthenticator(pool, pepper, settings.auth_cache_seconds)
+        app.state.jwt_authenticator = jwt_authenticator(settings, pool)
+        # One Redis client per process, shared by rate limits and the cache; short
+        # timeouts so a Redis outage degrades answers' speed, not their correctness.
+        app.state.redis = (
+            redis.asyncio.from_url(
+                settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+            if settings.redis_url
+            else None
+        )
+        app.state.rate_limiter = rate_limiter(settings, app.state.redis)
         POOLS.watch("primary", pool.get_stats)
         try:
             yield
         finally:
             POOLS.forget("primary")
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
             await pool.close()
 
     app = FastAPI(
@@ -68,6 +90,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     app.state.settings = settings
     app.state.drain = drain or DrainState()
     app.state.cursors = CursorCodec(pepper)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     app.include_router(health.router)
@@ -77,6 +100,35 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     if settings.docs_enabled:
         _mount_docs(app)
     return app
+
+
+def rate_limiter(settings: Settings, redis_client: object | None) -> RateLimiter:
+    """Buckets shared through Redis when a client is there, else in this process."""
+    buckets: Buckets = RedisBuckets(redis_client) if redis_client is not None else LocalBuckets()
+    if settings.rate_limit_rps >= UNLIMITED_RPS:
+        log.warning("rate_limit_raised", rps=settings.rate_limit_rps)
+    return RateLimiter(
+        buckets,
+        credential=Limit(settings.rate_limit_rps, settings.rate_limit_burst),
+        tenant=Limit(settings.tenant_rate_limit_rps, settings.tenant_rate_limit_burst),
+    )
+
+
+def jwt_authenticator(
+    settings: Settings, pool: AsyncConnectionPool[AsyncConnection]
+) -> JwtAuthenticator | None:
+    """The OIDC token verifier when an issuer is configured, else None (API keys only)."""
+    if not (settings.oidc_issuer and settings.oidc_audience and settings.oidc_jwks_url):
+        return None
+    return JwtAuthenticator(
+        pool,
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        jwks=JwksCache(settings.oidc_jwks_url, settings.oidc_jwks_cache_seconds),
+        tenant_claim=settings.oidc_tenant_claim,
+        roles_claim=settings.oidc_roles_claim,
+        subject_claim=settings.oidc_subject_claim,
+    )
 
 
 def _describe_roles(router: APIRouter) -> None:

@@ -33,6 +33,29 @@ class Settings(BaseSettings):
 
     environment: Environment = Field("development", validation_alias=_env("ENVIRONMENT"))
     log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    # OpenID Connect bearer tokens, accepted beside API keys when an issuer is set.
+    oidc_issuer: str | None = Field(None, validation_alias=_env("WMS_OIDC_ISSUER"))
+    oidc_audience: str | None = Field(None, validation_alias=_env("WMS_OIDC_AUDIENCE"))
+    oidc_jwks_url: str | None = Field(None, validation_alias=_env("WMS_OIDC_JWKS_URL"))
+    oidc_tenant_claim: str = Field("tenant", validation_alias=_env("WMS_OIDC_TENANT_CLAIM"))
+    oidc_roles_claim: str = Field("roles", validation_alias=_env("WMS_OIDC_ROLES_CLAIM"))
+    oidc_subject_claim: str = Field("sub", validation_alias=_env("WMS_OIDC_SUBJECT_CLAIM"))
+    oidc_jwks_cache_seconds: float = Field(
+        300.0, ge=0, le=86400, validation_alias=_env("WMS_OIDC_JWKS_CACHE_SECONDS")
+    )
+    # Large documents (a 5,000-line order, a 10,000-row import) must fit; more is refused.
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=10 * 1024 * 1024, validation_alias=_env("WMS_MAX_BODY_BYTES")
+    )
+    # Token buckets per credential and per tenant (shared through Redis when configured).
+    rate_limit_rps: float = Field(100.0, gt=0, validation_alias=_env("WMS_RATE_LIMIT_RPS"))
+    rate_limit_burst: float = Field(200.0, ge=1, validation_alias=_env("WMS_RATE_LIMIT_BURST"))
+    tenant_rate_limit_rps: float = Field(
+        500.0, gt=0, validation_alias=_env("WMS_TENANT_RATE_LIMIT_RPS")
+    )
+    tenant_rate_limit_burst: float = Field(
+        1000.0, ge=1, validation_alias=_env("WMS_TENANT_RATE_LIMIT_BURST")
+    )
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     database_admin_url: str | None = Field(None, validation_alias=_env("DATABASE_ADMIN_URL"))
     database_replica_url: str | None = Field(None, validation_alias=_env("DATABASE_REPLICA_URL"))
@@ -69,6 +92,22 @@ class Settings(BaseSettings):
     api_key_pepper: SecretStr | None = Field(None, validation_alias=_env("WMS_API_KEY_PEPPER"))
     auth_cache_seconds: float = Field(
         5.0, ge=0, le=300, validation_alias=_env("WMS_AUTH_CACHE_SECONDS")
+    )
+    event_retention_hours: float = Field(
+        168.0, gt=0, le=24 * 366, validation_alias=_env("WMS_EVENT_RETENTION_HOURS")
+    )
+    event_prune_interval_seconds: float = Field(
+        60.0, gt=0, le=86400, validation_alias=_env("WMS_EVENT_PRUNE_INTERVAL_SECONDS")
+    )
+    event_shards: int = Field(16, ge=1, le=1024, validation_alias=_env("WMS_EVENT_SHARDS"))
+    relay_batch_size: int = Field(
+        500, ge=1, le=10000, validation_alias=_env("WMS_RELAY_BATCH_SIZE")
+    )
+    worker_poll_seconds: float = Field(
+        2.0, gt=0, le=300, validation_alias=_env("WMS_WORKER_POLL_SECONDS")
+    )
+    cache_ttl_seconds: float = Field(
+        300.0, gt=0, le=86400, validation_alias=_env("WMS_CACHE_TTL_SECONDS")
     )
     embedded_max_connections: int = Field(
         300, ge=20, le=5000, validation_alias=_env("WMS_EMBEDDED_MAX_CONNECTIONS")
@@ -110,6 +149,11 @@ def load_settings(**overrides: object) -> Settings:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+    oidc = (settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
+    if any(oidc) and not all(oidc):
+        raise ConfigError(
+            "WMS_OIDC_ISSUER, WMS_OIDC_AUDIENCE and WMS_OIDC_JWKS_URL go together: set all three"
+        )
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("WMS_DB_POOL_MIN must not exceed WMS_DB_POOL_MAX")
     return settings

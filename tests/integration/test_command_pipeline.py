@@ -245,3 +245,11 @@ def test_statement_and_lock_timeouts_answer_503_and_change_nothing(
                 assert write.headers["content-type"] == "application/problem+json"
         blocker.rollback()
     assert count(database_url, "SELECT count(*) FROM wms.warehouses") == 0
+
+
+def test_api_answers_carry_security_headers(api: ApiClient) -> None:
+    for response in (api.get("/warehouses"), api.get("/warehouses/NOPE")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["cache-control"] == "no-store"
+        assert "default-src 'none'" in response.headers["content-security-policy"]

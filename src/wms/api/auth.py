@@ -12,11 +12,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from wms.api.jwt_auth import JwtAuthenticator
 from wms.api.permissions import allowed_roles
+from wms.api.ratelimit import RateLimiter
 from wms.domain.errors import DomainError
 from wms.domain.roles import Role
 from wms.ops.middleware import route_template
-from wms.services.api_keys import parse_token, secret_matches
+from wms.services.api_keys import KEY_PREFIX, parse_token, secret_matches
 from wms.store.roles import APP
 
 TOUCH_INTERVAL_SECONDS = 60.0
@@ -36,17 +38,16 @@ class ForbiddenError(DomainError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the tenant comes from the credential, never from the request."""
+    """Who is calling: the tenant comes from the credential, never from the request.
+
+    ``actor`` names the credential in audit rows, the ledger and picker statistics:
+    ``apikey:<keyid>`` or ``jwt:<subject>`` (an operator's identity from the issuer).
+    """
 
     tenant_id: int
     tenant_code: str
     role: Role
-    key_id: str
-
-    @property
-    def actor(self) -> str:
-        """The name written to audit rows and the ledger."""
-        return f"apikey:{self.key_id}"
+    actor: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class ApiKeyAuthenticator:
             or (record.expires_at is not None and record.expires_at <= now)
         ):
             raise UnauthorizedError("the API key is unknown, revoked or expired")
-        return Principal(record.tenant_id, record.tenant_code, record.role, key_id)
+        return Principal(record.tenant_id, record.tenant_code, record.role, f"apikey:{key_id}")
 
     async def _record(self, key_id: str) -> _KeyRecord | None:
         now = time.monotonic()
@@ -113,7 +114,10 @@ class ApiKeyAuthenticator:
         return record
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key `wms_<keyid>_<secret>`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key `wms_<keyid>_<secret>`, or a JWT from the configured OIDC issuer.",
+)
 
 
 async def authorize(
@@ -123,10 +127,18 @@ async def authorize(
     """Authenticate the caller and check its role against the route × role matrix."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("send Authorization: Bearer <api key>")
-    authenticator: ApiKeyAuthenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(credentials.credentials)
+    token = credentials.credentials
+    tokens: JwtAuthenticator | None = request.app.state.jwt_authenticator
+    if token.startswith(f"{KEY_PREFIX}_") or tokens is None:
+        authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+        principal = await authenticator.authenticate(token)
+    else:
+        tenant_id, tenant_code, role, subject = await tokens.principal(token)
+        principal = Principal(tenant_id, tenant_code, role, f"jwt:{subject}")
     if principal.role not in allowed_roles(request.method, route_template(request.scope)):
         raise ForbiddenError(f"role {principal.role} may not {request.method} this resource")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    await limiter.check(principal.tenant_id, principal.actor)
     request.state.principal = principal
     return principal
 

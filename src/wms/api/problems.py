@@ -53,9 +53,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("lot-expiry-conflict", 409, "The lot already has another expiry date"),
         ProblemType("over-receipt", 409, "More than the ASN line allows, tolerance included"),
         ProblemType("not-on-asn", 409, "The product is not on the ASN"),
+        ProblemType("pick-mismatch", 409, "The scan is not the task's location, product or lot"),
+        ProblemType("over-pick", 409, "More units than the pick task asks for"),
+        ProblemType("packing-mismatch", 409, "The packages do not hold exactly what was picked"),
         ProblemType(
             "concurrent-update", 409, "Concurrent updates kept this request from finishing"
         ),
+        ProblemType("cursor-expired", 410, "The cursor is older than the event retention"),
         ProblemType("payload-too-large", 413, "The request body is too large"),
         ProblemType("unsupported-media-type", 415, "Send application/json"),
         ProblemType("validation-error", 422, "The request is not valid"),
@@ -169,6 +173,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         headers = {}
         if "retry_after" in extensions:
             headers["Retry-After"] = str(extensions.pop("retry_after"))
+        rate_limit = extensions.pop("rate_limit", None)
+        if isinstance(rate_limit, dict):
+            headers.update({str(k): str(v) for k, v in rate_limit.items()})
         if exc.slug == "unauthorized":
             headers["WWW-Authenticate"] = "Bearer"
         return problem_response(exc.slug, exc.detail, errors=errors, headers=headers, **extensions)

@@ -7,13 +7,25 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wms.api.problems import problem_response
 from wms.ops.metrics import HTTP_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE
 
 log = structlog.get_logger("wms.http")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+API_PATH_PREFIX = "/api/"
+# JSON answers are never rendered, framed, sniffed or cached by intermediaries.
+API_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"cache-control", b"no-store"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+]
 
 
 def route_template(scope: Scope) -> str:
@@ -62,6 +74,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                if scope["path"].startswith(API_PATH_PREFIX):
+                    headers.extend(API_SECURITY_HEADERS)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -82,3 +96,41 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` with 413, whether announced or streamed.
+
+    An announced ``Content-Length`` is refused before the app runs; a chunked body is
+    counted as it is read, and the read fails with an HTTP 413 the app's problem
+    handlers turn into problem+json.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the announced length, then count what is received."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                # Outside the app's exception handlers: answer here, without reading it.
+                too_large = problem_response(
+                    "payload-too-large", f"the body is larger than {self.max_bytes} bytes"
+                )
+                await too_large(scope, receive, send)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, f"the body is larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)

@@ -1,0 +1,165 @@
+"""Bearer JWTs from an OpenID Connect issuer, verified against its JWKS.
+
+Only asymmetric algorithms are accepted (``none`` and the HMAC family are refused
+before any key is looked at, which also closes the HS/RS confusion), the key is chosen
+by ``kid`` from the issuer's key set (cached, refreshed when stale or when an unknown
+``kid`` appears — at most every ``MIN_REFRESH_SECONDS``), and issuer, audience and
+expiry are required. Tenant, roles and subject come from configurable claims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from typing import Any
+
+import jwt
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from wms.domain.errors import DomainError
+from wms.domain.roles import Role
+from wms.store.roles import APP
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MIN_REFRESH_SECONDS = 10.0
+LEEWAY_SECONDS = 30
+TENANT_CACHE_SECONDS = 60.0
+# When a token carries several roles, the most powerful known one is used.
+ROLE_PRECEDENCE = [Role.ADMIN, Role.SUPERVISOR, Role.OPERATOR, Role.INTEGRATION, Role.READONLY]
+
+
+class InvalidTokenError(DomainError):
+    """The bearer token is not one this server accepts (never says which check failed)."""
+
+    slug = "unauthorized"
+
+
+class JwksCache:
+    """The issuer's signing keys by ``kid``, fetched over HTTP and cached."""
+
+    def __init__(self, url: str, cache_seconds: float) -> None:
+        self._url = url
+        self._cache_seconds = cache_seconds
+        self._min_refresh = min(MIN_REFRESH_SECONDS, cache_seconds)
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        """The key ``kid``; refetches a stale set, or once when the kid is unknown."""
+        age = time.monotonic() - self._fetched_at
+        if age > self._cache_seconds or (kid not in self._keys and age > self._min_refresh):
+            await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < self._min_refresh:
+                return  # another request refreshed while we waited
+            try:
+                document = await asyncio.to_thread(_fetch_json, self._url)
+                key_set = jwt.PyJWKSet.from_dict(document)
+            except (OSError, ValueError, jwt.PyJWTError):
+                # Keep the keys we have: an issuer outage must not log everybody out.
+                self._fetched_at = time.monotonic()
+                return
+            self._keys = {k.key_id: k for k in key_set.keys if k.key_id}
+            self._fetched_at = time.monotonic()
+
+
+def _fetch_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - configured URL
+        return json.loads(response.read())
+
+
+class JwtAuthenticator:
+    """Turns a verified token into a principal of the tenant its tenant claim names."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection],
+        *,
+        issuer: str,
+        audience: str,
+        jwks: JwksCache,
+        tenant_claim: str = "tenant",
+        roles_claim: str = "roles",
+        subject_claim: str = "sub",
+    ) -> None:
+        self._pool = pool
+        self._issuer = issuer
+        self._audience = audience
+        self._jwks = jwks
+        self._tenant_claim = tenant_claim
+        self._roles_claim = roles_claim
+        self._subject_claim = subject_claim
+        self._tenants: dict[str, tuple[float, int | None]] = {}
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims once signature, issuer, audience and times check out."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the bearer token is malformed") from None
+        algorithm = header.get("alg")
+        kid = header.get("kid")
+        if algorithm not in ASYMMETRIC_ALGORITHMS or not isinstance(kid, str):
+            raise InvalidTokenError("the bearer token is not signed with an accepted key")
+        key = await self._jwks.key(kid)
+        if key is None or (key.algorithm_name and key.algorithm_name != algorithm):
+            raise InvalidTokenError("the bearer token is not signed with an accepted key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud", self._subject_claim]},
+            )
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the bearer token is invalid or expired") from None
+        return claims
+
+    async def principal(self, token: str) -> tuple[int, str, Role, str]:
+        """(tenant id, tenant code, role, subject) of a valid token."""
+        claims = await self.verify(token)
+        tenant_code = claims.get(self._tenant_claim)
+        subject = claims.get(self._subject_claim)
+        if not isinstance(tenant_code, str) or not isinstance(subject, str):
+            raise InvalidTokenError("the bearer token names no tenant or subject")
+        role = best_role(claims.get(self._roles_claim))
+        if role is None:
+            raise InvalidTokenError("the bearer token grants no known role")
+        tenant_id = await self._tenant_id(tenant_code)
+        if tenant_id is None:
+            raise InvalidTokenError("the bearer token names an unknown tenant")
+        return tenant_id, tenant_code, role, subject
+
+    async def _tenant_id(self, code: str) -> int | None:
+        now = time.monotonic()
+        cached = self._tenants.get(code)
+        if cached is not None and now - cached[0] < TENANT_CACHE_SECONDS:
+            return cached[1]
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('role', %s, true)", (APP,))
+            cursor = await conn.execute("SELECT tenant_id_by_code(%s)", (code,))
+            row = await cursor.fetchone()
+        found = int(row[0]) if row and row[0] is not None else None
+        self._tenants[code] = (now, found)
+        return found
+
+
+def best_role(value: object) -> Role | None:
+    """The most powerful known role in a claim that is a list or a space-separated string."""
+    names = value.split() if isinstance(value, str) else value
+    if not isinstance(names, list):
+        return None
+    granted = {str(name) for name in names}
+    return next((role for role in ROLE_PRECEDENCE if role.value in granted), None)

@@ -6,6 +6,11 @@ UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 # Parallel test workers; each starts its own embedded PostgreSQL.
 TEST_WORKERS ?= 2
+# Each run gets its own temporary root, removed afterwards: pytest's shared
+# /tmp/pytest-of-<user> keeps only the last three runs and would delete the data of a
+# run still going (its embedded PostgreSQL) when several run on one machine at once.
+PYTEST = d=$$(mktemp -d /tmp/wms-pytest-XXXXXX); $(BIN)/pytest --basetemp=$$d
+PYTEST_END = ; rc=$$?; rm -rf $$d; exit $$rc
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-integration test-pg15 test-deploy lint format lock clean
@@ -26,16 +31,16 @@ run: install ## Run the server on the embedded PostgreSQL (no other service need
 	$(BIN)/wms-server serve
 
 test: install ## Run the whole test suite
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile $(PYTEST_END)
 
 test-unit: install ## Unit tests only (no database)
 	$(BIN)/pytest tests/unit
 
 test-pg15: install ## The database tests against the machine's PostgreSQL 15 (WMS_TEST_DATABASE_URL)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile tests/integration tests/e2e/test_server_process.py
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadfile tests/integration tests/e2e/test_server_process.py $(PYTEST_END)
 
 test-deploy: install ## Deployment checks: hadolint, helm, compose, terraform, workflow, scripts
-	$(BIN)/pytest -q -s tests/deploy
+	$(PYTEST) -q -s tests/deploy $(PYTEST_END)
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests bench

@@ -42,7 +42,14 @@ ALLOCATABLE_STATUSES = frozenset(
         OrderStatus.ALLOCATED,
     }
 )
-CANCELLABLE_STATUSES = ALLOCATABLE_STATUSES
+# A released order may be cancelled until it ships: picked stock is put back.
+CANCELLABLE_STATUSES = ALLOCATABLE_STATUSES | {
+    OrderStatus.RELEASED,
+    OrderStatus.PICKING,
+    OrderStatus.PICKED,
+    OrderStatus.PACKED,
+}
+PICKED_STATUSES = frozenset({OrderStatus.PICKED, OrderStatus.PACKED})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ and applies the plan in the same transaction; ``allocated <= on_hand`` is CHECKe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from wms.domain.allocation import (
     CANCELLABLE_STATUSES,
     LineNeed,
     OrderStatus,
+    Reservation,
     min_expiry_for,
     plan_order,
     status_after_allocation,
@@ -32,10 +33,14 @@ from wms.domain.errors import (
 from wms.domain.inventory import stored_lot
 from wms.domain.products import to_base_quantity
 from wms.domain.settings import AllocationStrategy, BackorderPolicy
+from wms.services import replenishment
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import orders as store
+from wms.store import picking as pick_store
 from wms.store import settings as settings_store
+from wms.store import shipments as shipment_store
 from wms.store import warehouses as warehouse_store
+from wms.store import waves as wave_store
 
 BACKORDERS_PER_ARRIVAL = 50
 
@@ -131,17 +136,29 @@ async def allocate_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
 
 
 async def cancel_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
-    """Cancel an order that has not been released, releasing its allocations."""
+    """Cancel an order not yet shipped, releasing its allocations.
+
+    A released order leaves its open pick tasks; stock already picked is released at the
+    staging location and a put-back task brings it back where it was picked from.
+    """
     head = await _head(uow, number, for_update=True)
     if head["status"] not in CANCELLABLE_STATUSES:
         raise InvalidStateError(
             f"order {number} is {head['status']} and cannot be cancelled",
             current_status=head["status"],
         )
+    await wave_store.leave_wave(uow.conn, head["id"])
+    waves = await pick_store.withdraw_order(uow.conn, head["id"])
     freed = await store.release_all(uow.conn, head["id"])
+    put_back = await replenishment.put_back(uow, head)
+    await shipment_store.leave_shipment(uow.conn, head["id"])
+    for wave_id in waves:
+        await wave_store.complete_if_done(uow.conn, wave_id)
     await store.set_status(uow.conn, head["id"], OrderStatus.CANCELLED, stamp="cancelled")
-    uow.audit("order", number, "cancelled", before={"status": head["status"]})
-    uow.emit("wms.order.cancelled", "order", number, {"number": number},
+    uow.audit("order", number, "cancelled", before={"status": head["status"]},
+              after={"status": OrderStatus.CANCELLED, "put_back_tasks": put_back})  # fmt: skip
+    uow.emit("wms.order.cancelled", "order", number,
+             {"number": number, "put_back_tasks": put_back},
              warehouse=head["warehouse"])  # fmt: skip
     if freed:
         await reallocate_backorders(uow, head["warehouse_id"], freed, skip_order=head["id"])
@@ -168,6 +185,41 @@ async def reallocate_backorders(
         if await _allocate(uow, head, settings, backorder=True):
             served += 1
     return served
+
+
+async def reallocate_lines(
+    uow: UnitOfWork,
+    head: dict[str, Any],
+    lines: dict[int, int],
+    *,
+    excluded_balances: list[int],
+) -> list[Reservation]:
+    """Reserve ``lines`` (line → units) again elsewhere after a short pick, as far as it goes.
+
+    The short balance is left out; what finds no stock stays backordered on its line.
+    """
+    settings = await settings_store.get(uow.conn, uow.tenant_id)
+    today = datetime.now(UTC).astimezone(ZoneInfo(head["timezone"])).date()
+    default = AllocationStrategy(settings["allocation_strategy"])
+    needs = []
+    for line in await store.lines(uow.conn, head["id"]):
+        missing = lines.get(line["line_no"], 0)
+        if missing > 0:
+            need = _need(line, default, today)
+            needs.append(replace(need, quantity=min(missing, need.quantity)))
+    needs = [need for need in needs if need.quantity > 0]
+    if not needs:
+        return []
+    candidates = await store.lock_candidates(
+        uow.conn,
+        head["warehouse_id"],
+        sorted({need.product_id for need in needs}),
+        excluded_location=await _staging_location(uow, head["warehouse"]),
+        excluded_balances=excluded_balances,
+    )
+    plan = plan_order(needs, candidates, BackorderPolicy.BACKORDER)
+    await store.reserve(uow.conn, uow.tenant_id, head["id"], plan.reservations)
+    return plan.reservations
 
 
 async def view(conn: AsyncConnection, number: str) -> dict[str, Any]:
@@ -242,6 +294,11 @@ async def _allocate(
         return False
     uow.audit("order", head["number"], "allocated", after=data)
     uow.emit(event, "order", head["number"], data, warehouse=head["warehouse"])
+    if plan.reserved:
+        # Reserving may have drawn a pick face below its minimum.
+        await replenishment.check_levels(
+            uow, head["warehouse_id"], sorted({need.product_id for need in needs})
+        )
     return plan.reserved > 0
 
 

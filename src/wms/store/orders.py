@@ -185,19 +185,25 @@ async def list_heads(
 
 
 async def lock_candidates(
-    conn: AsyncConnection, warehouse_id: int, product_ids: list[int], *, excluded_location: str
+    conn: AsyncConnection,
+    warehouse_id: int,
+    product_ids: list[int],
+    *,
+    excluded_location: str,
+    excluded_balances: Sequence[int] = (),
 ) -> list[Candidate]:
     """Lock the available balances of ``product_ids`` and return them as candidates.
 
     Balances are locked in primary-key order, the order every stock change uses, in
     chunks of ``LOCK_CHUNK`` rows so that a large order does not hold one huge lock
-    request; two allocators therefore cannot deadlock on each other.
+    request; two allocators therefore cannot deadlock on each other. ``excluded_balances``
+    are left out (a balance a picker has just found short).
     """
     cursor = await conn.execute(
         "SELECT b.id FROM inventory_balances b WHERE b.warehouse_id = %s "
         "AND b.product_id = ANY(%s) AND b.status = 'available' AND b.on_hand > b.allocated "
-        "ORDER BY b.location_id, b.product_id, b.lot_code",
-        (warehouse_id, product_ids),
+        "AND NOT b.id = ANY(%s::bigint[]) ORDER BY b.location_id, b.product_id, b.lot_code",
+        (warehouse_id, product_ids, list(excluded_balances)),
     )
     ids = [row[0] for row in await cursor.fetchall()]
     candidates: list[Candidate] = []
@@ -309,3 +315,106 @@ async def waiting_orders(
         (warehouse_id, product_ids, limit),
     )
     return [int(row[0]) for row in await cursor.fetchall()]
+
+
+async def lock_allocated_balances(conn: AsyncConnection, order_ids: Sequence[int]) -> None:
+    """Lock every balance the orders hold allocations at, in primary-key order."""
+    await conn.execute(
+        "SELECT 1 FROM inventory_balances b WHERE b.id IN (SELECT balance_id FROM allocations "
+        "WHERE order_id = ANY(%s::bigint[])) "
+        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+        "FOR UPDATE OF b",
+        (list(order_ids),),
+    )
+
+
+async def release_at(
+    conn: AsyncConnection, balance_id: int, parts: dict[tuple[int, int], int]
+) -> None:
+    """Release ``parts`` ((order, line) → units) of their allocations at one locked balance.
+
+    Line totals are left to the caller: a pick moves the allocation, a shortage drops it.
+    """
+    parts = {key: q for key, q in parts.items() if q > 0}
+    if not parts:
+        return
+    orders_, lines_, quantities = (
+        [k[0] for k in parts], [k[1] for k in parts], list(parts.values()),
+    )  # fmt: skip
+    await conn.execute(
+        "DELETE FROM allocations a USING unnest(%s::bigint[], %s::int[], %s::bigint[]) "
+        "AS v(order_id, line_no, q) WHERE a.balance_id = %s AND a.order_id = v.order_id "
+        "AND a.line_no = v.line_no AND a.quantity = v.q",
+        (orders_, lines_, quantities, balance_id),
+    )
+    await conn.execute(
+        "UPDATE allocations a SET quantity = a.quantity - v.q FROM unnest(%s::bigint[], "
+        "%s::int[], %s::bigint[]) AS v(order_id, line_no, q) WHERE a.balance_id = %s "
+        "AND a.order_id = v.order_id AND a.line_no = v.line_no AND a.quantity > v.q",
+        (orders_, lines_, quantities, balance_id),
+    )
+    await conn.execute(
+        "UPDATE inventory_balances SET allocated = allocated - %s, updated_at = now() "
+        "WHERE id = %s",
+        (sum(quantities), balance_id),
+    )
+
+
+async def reserve_at(
+    conn: AsyncConnection, tenant_id: int, balance_id: int, parts: dict[tuple[int, int], int]
+) -> None:
+    """Allocate ``parts`` ((order, line) → units) at one locked balance (line totals aside)."""
+    parts = {key: q for key, q in parts.items() if q > 0}
+    if not parts:
+        return
+    await conn.execute(
+        "UPDATE inventory_balances SET allocated = allocated + %s, updated_at = now() "
+        "WHERE id = %s",
+        (sum(parts.values()), balance_id),
+    )
+    await conn.execute(
+        "INSERT INTO allocations (tenant_id, order_id, line_no, balance_id, quantity) "
+        "SELECT %s, v.order_id, v.line_no, %s, v.q FROM unnest(%s::bigint[], %s::int[], "
+        "%s::bigint[]) AS v(order_id, line_no, q) "
+        "ON CONFLICT (tenant_id, order_id, line_no, balance_id) "
+        "DO UPDATE SET quantity = allocations.quantity + excluded.quantity",
+        (tenant_id, balance_id, [k[0] for k in parts], [k[1] for k in parts],
+         list(parts.values())),
+    )  # fmt: skip
+
+
+async def add_to_lines(
+    conn: AsyncConnection, column: str, changes: dict[tuple[int, int], int]
+) -> None:
+    """Add signed ``changes`` ((order, line) → units) to ``allocated`` or ``picked``."""
+    assert column in {"allocated", "picked"}
+    changes = {key: q for key, q in changes.items() if q != 0}
+    if not changes:
+        return
+    await conn.execute(
+        f"UPDATE order_lines l SET {column} = l.{column} + v.q FROM unnest(%s::bigint[], "
+        "%s::int[], %s::bigint[]) AS v(order_id, line_no, q) "
+        "WHERE l.order_id = v.order_id AND l.line_no = v.line_no",
+        ([k[0] for k in changes], [k[1] for k in changes], list(changes.values())),
+    )
+
+
+async def staged(conn: AsyncConnection, order_id: int, staging_location_id: int) -> list[Any]:
+    """The order's allocations at the staging location: (line, balance, product, lot, units)."""
+    cursor = await conn.execute(
+        "SELECT a.line_no, a.balance_id, b.product_id, b.lot_code, a.quantity "
+        "FROM allocations a "
+        "JOIN inventory_balances b ON b.tenant_id = a.tenant_id AND b.id = a.balance_id "
+        "WHERE a.order_id = %s AND b.location_id = %s ORDER BY a.line_no, a.id",
+        (order_id, staging_location_id),
+    )
+    return await cursor.fetchall()
+
+
+async def ship_lines(conn: AsyncConnection, order_id: int) -> None:
+    """Dispatched: each line shipped what was picked; any unpicked remainder is cancelled."""
+    await conn.execute(
+        "UPDATE order_lines SET shipped = picked, cancelled = quantity - picked, allocated = 0 "
+        "WHERE order_id = %s",
+        (order_id,),
+    )

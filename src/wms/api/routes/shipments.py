@@ -1,0 +1,143 @@
+"""``/shipments`` and ``/manifests``: shipping packed orders with a carrier."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Query, Request
+from fastapi.responses import Response
+from pydantic import Field
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.routing import api_router
+from wms.api.schemas import RequestModel, ResponseModel
+from wms.services import shipments as service
+
+router = api_router("shipping")
+OrderNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")]
+
+
+class ShipmentStatus(StrEnum):
+    """A shipment is created, then dispatched once."""
+
+    CREATED = "created"
+    DISPATCHED = "dispatched"
+
+
+class NewShipment(RequestModel):
+    """Body of ``POST /shipments``."""
+
+    orders: Annotated[list[OrderNumber], Field(min_length=1, max_length=500)]
+    carrier: Annotated[str, Field(min_length=1, max_length=60)]
+    tracking_number: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,100}$")]
+
+
+class Shipment(ResponseModel):
+    """A shipment of one or several orders."""
+
+    id: int
+    warehouse: str
+    carrier: str
+    tracking_number: str
+    status: ShipmentStatus
+    orders: list[str]
+    created_by: str
+    created_at: datetime
+    dispatched_by: str | None
+    dispatched_at: datetime | None
+
+
+class ManifestOrder(ResponseModel):
+    """An order on a manifest."""
+
+    number: str
+    customer: str | None
+    ship_to: dict[str, str | None]
+    packages: int
+    weight_kg: float
+
+
+class ManifestShipment(ResponseModel):
+    """A dispatched shipment on a manifest."""
+
+    id: int
+    carrier: str
+    tracking_number: str
+    dispatched_at: datetime
+    dispatched_by: str
+    orders: list[ManifestOrder]
+
+
+class ManifestTotals(ResponseModel):
+    """What the manifest adds up to."""
+
+    shipments: int
+    orders: int
+    packages: int
+    weight_kg: float
+
+
+class Manifest(ResponseModel):
+    """Shipments dispatched on a local date of the warehouse, by dispatch time."""
+
+    warehouse: str
+    carrier: str | None
+    date: date
+    shipments: list[ManifestShipment]
+    totals: ManifestTotals
+
+
+@router.post("/shipments", status_code=201, response_model=Shipment)
+async def create_shipment(body: NewShipment, request: Request, principal: PrincipalDep) -> Response:
+    """A shipment of packed orders of one warehouse booked with ``carrier``.
+
+    An order not ``packed`` is 409 ``invalid-state``; orders of several warehouses, of
+    another carrier, or already in a shipment are 409 ``conflict``.
+    """
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.create(
+            uow, orders=body.orders, carrier=body.carrier, tracking_number=body.tracking_number
+        ),
+        lambda s: Answer(201, Shipment.model_validate(s), f"/api/v1/shipments/{s['id']}"),
+    )
+
+
+@router.get("/shipments/{id}", response_model=Shipment)
+async def get_shipment(id: int, request: Request, principal: PrincipalDep) -> Shipment:
+    """One shipment."""
+    async with read_transaction(request, principal) as conn:
+        return Shipment.model_validate(await service.view(conn, id))
+
+
+@router.post("/shipments/{id}/dispatch", response_model=Shipment)
+async def dispatch(id: int, request: Request, principal: PrincipalDep) -> Response:
+    """Dispatch: staged stock leaves (ledger ``ship``), orders become ``shipped``.
+
+    A dispatched shipment answers 409 ``invalid-state``.
+    """
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.dispatch(uow, id),
+        lambda s: Answer(200, Shipment.model_validate(s)),
+    )
+
+
+@router.get("/manifests", response_model=Manifest)
+async def manifest(
+    request: Request,
+    principal: PrincipalDep,
+    *,
+    warehouse: Annotated[str, Query(max_length=40)],
+    date: Annotated[date, Query(description="Local date of dispatch in the warehouse's zone")],
+    carrier: Annotated[str | None, Query(max_length=60)] = None,
+) -> Manifest:
+    """Shipments dispatched on ``date`` (the warehouse's local date), of one carrier or all."""
+    async with read_transaction(request, principal) as conn:
+        found = await service.manifest(conn, warehouse=warehouse, carrier=carrier, day=date)
+    return Manifest.model_validate(found)

@@ -1,0 +1,307 @@
+"""Picking: confirming pick tasks one at a time or in a batch (all or nothing).
+
+A scan must name the task's location, product (its SKU or any barcode, a unit's barcode
+converting the quantity) and lot, else 409 ``pick-mismatch``; more than the task is
+409 ``over-pick``. Picked units move to the warehouse's outbound staging location and stay
+allocated to their orders (the allocation moves with them). Less than the task is a short
+pick: the missing units are charged to the task's orders, least urgent first; the location
+gets an open cycle count; each charged line is re-allocated elsewhere, giving new tasks in
+the same wave, and what finds no stock stays backordered on its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from wms.domain.allocation import OrderStatus
+from wms.domain.errors import FieldError, InvalidStateError, NotFoundError, UnknownReferenceError
+from wms.domain.inventory import BalanceKey, Delta, MovementKind, StockStatus, api_lot
+from wms.domain.picking import Claim, charge_shortage, check_match, check_quantity
+from wms.domain.products import to_base_quantity
+from wms.domain.waves import PickTaskStatus, Share
+from wms.services import orders as order_service
+from wms.services import replenishment
+from wms.services.unit_of_work import UnitOfWork
+from wms.store import cycle_counts as count_store
+from wms.store import inventory as stock_store
+from wms.store import orders as order_store
+from wms.store import picking as store
+from wms.store import waves as wave_store
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One confirmation as the picker scanned it."""
+
+    task_id: int
+    location: str
+    quantity: int
+    sku: str | None = None
+    barcode: str | None = None
+    lot: str | None = None
+    uom: str | None = None
+
+
+@dataclass
+class Picked:
+    """What a confirmation did: the task, its shortage and what the shortage led to."""
+
+    task: dict[str, Any]
+    shortage: int = 0
+    backordered: int = 0
+    cycle_count: int | None = None
+    new_tasks: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def confirm(uow: UnitOfWork, scan: Scan) -> Picked:
+    """Confirm one task."""
+    (picked,) = await confirm_many(uow, [scan], batch=False)
+    return picked
+
+
+async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True) -> list[Picked]:
+    """Confirm several tasks in one transaction: any error and none is confirmed."""
+    ids = [scan.task_id for scan in scans]
+    if len(set(ids)) != len(ids):
+        raise FieldError("/confirmations", "a task is confirmed twice")
+    tasks = await store.lock_tasks(uow.conn, ids)
+    results = []
+    for index, scan in enumerate(scans):
+        at = f"/confirmations/{index}" if batch else ""
+        task = tasks.get(scan.task_id)
+        if task is None:
+            if batch:
+                raise UnknownReferenceError(f"{at}/task", f"no pick task {scan.task_id}")
+            raise NotFoundError(f"no pick task {scan.task_id}")
+        results.append(await _confirm(uow, task, scan, at))
+    for result in results:  # re-read: later confirmations of a batch may touch earlier ones
+        result.task = (await store.tasks(uow.conn, ids=[result.task["id"]], limit=1))[0]
+    return results
+
+
+async def _confirm(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str) -> Picked:
+    if task["status"] != PickTaskStatus.OPEN:
+        raise InvalidStateError(
+            f"pick task {task['id']} is {task['status']}", current_status=task["status"]
+        )
+    units = await _check_scan(uow, task, scan, at)
+    shares = await store.shares(uow.conn, task["id"])
+    shares = [s for s in shares if s["quantity"] > 0]
+    received = charge_shortage(
+        [Claim(s["order_id"], s["line_no"], s["quantity"], s["priority"], s["ship_by"])
+         for s in shares],
+        units,
+    )  # fmt: skip
+    wanted = {(s["order_id"], s["line_no"]): int(s["quantity"]) for s in shares}
+    short = {key: wanted[key] - received[key] for key in wanted}
+    heads = {
+        h["id"]: h for h in await order_store.heads_by_id(uow.conn, sorted({k[0] for k in wanted}))
+    }
+    source_id = await _move_to_staging(uow, task, wanted=wanted, received=received, units=units)
+    status = PickTaskStatus.CONFIRMED if units == task["quantity"] else PickTaskStatus.SHORT
+    await store.mark_picked(
+        uow.conn, task["id"], status=status, picked=units, actor=uow.actor, received=received
+    )
+    result = Picked(task=task, shortage=task["quantity"] - units)
+    if result.shortage:
+        await _shortage(
+            uow, task, shares=shares, short=short, heads=heads, result=result, source_id=source_id
+        )
+    await _advance_orders(uow, task, heads)
+    await wave_store.complete_if_done(uow.conn, task["wave_id"])
+    await replenishment.check_levels(uow, task["warehouse_id"], [task["product_id"]])
+    data = {
+        "task": task["id"], "wave": task["wave_id"], "location": task["location"],
+        "staging_location": task["staging"], "sku": task["sku"], "lot": api_lot(task["lot_code"]),
+        "quantity": units, "short": result.shortage, "picker": uow.actor,
+        "orders": [{"order": heads[k[0]]["number"], "line": k[1], "quantity": q}
+                   for k, q in received.items()],
+    }  # fmt: skip
+    uow.audit("pick_task", task["id"], "confirmed", before={"status": PickTaskStatus.OPEN},
+              after={"status": status, **data})  # fmt: skip
+    uow.emit("wms.inventory.picked", "inventory", f"{task['warehouse']}/{task['sku']}", data,
+             warehouse=task["warehouse"])  # fmt: skip
+    return result
+
+
+async def _check_scan(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str) -> int:
+    """The scan's quantity in base units, once location, product and lot match the task."""
+    check_match(f"{at}/location", expected=task["location"], given=scan.location,
+                what="location")  # fmt: skip
+    uom = scan.uom
+    scanned = scan.barcode or scan.sku
+    product_id: int | None = None
+    if scan.sku is not None and scan.barcode is None and scan.sku == task["sku"]:
+        product_id = task["product_id"]
+    else:
+        code = scan.barcode if scan.barcode is not None else scan.sku
+        assert code is not None
+        owner = await store.barcode_owner(uow.conn, code)
+        if owner is None and scan.barcode is not None:
+            raise UnknownReferenceError(f"{at}/barcode", f"no product or unit has barcode {code}")
+        if owner is not None:
+            product_id, barcode_uom = owner
+            if barcode_uom is not None:
+                if uom is not None and uom != barcode_uom:
+                    raise FieldError(f"{at}/uom", f"barcode {code} is unit {barcode_uom}")
+                uom = barcode_uom
+    field_name = "barcode" if scan.barcode is not None else "sku"
+    if product_id != task["product_id"]:
+        check_match(f"{at}/{field_name}", expected=task["sku"], given=scanned, what="product")
+    item = await stock_store.product_by_sku(uow.conn, task["sku"])
+    assert item is not None
+    units = to_base_quantity(
+        scan.quantity, uom, sku=task["sku"], factors=item.factors, field=f"{at}/uom"
+    )
+    check_match(f"{at}/lot", expected=api_lot(task["lot_code"]), given=scan.lot, what="lot")
+    check_quantity(units, task["quantity"])
+    return units
+
+
+async def _move_to_staging(
+    uow: UnitOfWork,
+    task: dict[str, Any],
+    *,
+    wanted: dict[tuple[int, int], int],
+    received: dict[tuple[int, int], int],
+    units: int,
+) -> int:
+    """Release the task's allocations at the source; move what was found to staging.
+
+    Both balances are locked first, in key order; the picked units are allocated again
+    at the staging balance to the same order lines, so they stay reserved until dispatch.
+    """
+    staging = await stock_store.location_by_code(uow.conn, task["warehouse_id"], task["staging"])
+    assert staging is not None
+    rest = (task["product_id"], task["lot_code"], StockStatus.AVAILABLE)
+    source_key = BalanceKey(task["warehouse_id"], task["location_id"], *rest)
+    staging_key = BalanceKey(task["warehouse_id"], staging.id, *rest)
+    ids = await store.lock_balances(
+        uow.conn, uow.tenant_id, [source_key, staging_key] if units else [source_key]
+    )
+    await order_store.release_at(uow.conn, ids[source_key], wanted)
+    await order_store.add_to_lines(
+        uow.conn, "allocated", {key: received[key] - wanted[key] for key in wanted}
+    )
+    if units == 0:
+        return ids[source_key]
+    await stock_store.apply_deltas(
+        uow.conn,
+        uow.tenant_id,
+        [Delta(source_key, -units), Delta(staging_key, units)],
+        stock_store.MovementInfo(
+            kind=MovementKind.PICK, reference_type="pick_task", reference_id=str(task["id"]),
+            actor=uow.actor, request_id=uow.request_id,
+        ),
+    )  # fmt: skip
+    await order_store.reserve_at(uow.conn, uow.tenant_id, ids[staging_key], received)
+    await order_store.add_to_lines(uow.conn, "picked", received)
+    return ids[source_key]
+
+
+async def _shortage(
+    uow: UnitOfWork,
+    task: dict[str, Any],
+    *,
+    shares: list[dict[str, Any]],
+    short: dict[tuple[int, int], int],
+    heads: dict[int, dict[str, Any]],
+    result: Picked,
+    source_id: int,
+) -> None:
+    """Flag the location for counting; re-allocate each charged line elsewhere."""
+    result.cycle_count = await _flag_for_count(uow, task)
+    totes = {(s["order_id"], s["line_no"]): s["tote"] for s in shares}
+    new_ids = []
+    for order_id in sorted({key[0] for key, q in short.items() if q > 0}):
+        lines = {key[1]: q for key, q in short.items() if key[0] == order_id and q > 0}
+        reservations = await order_service.reallocate_lines(
+            uow, heads[order_id], lines, excluded_balances=[source_id]
+        )
+        result.backordered += sum(lines.values()) - sum(r.quantity for r in reservations)
+        places = await store.places_of(uow.conn, [r.balance_id for r in reservations])
+        plans = sorted(reservations, key=lambda r: (*places[r.balance_id].walk_key(), r.line_no))
+        for reservation in plans:
+            sequence = await store.next_sequence(uow.conn, task["wave_id"])
+            share = Share(order_id, reservation.line_no, reservation.quantity,
+                          totes.get((order_id, reservation.line_no)))  # fmt: skip
+            new_ids.append(
+                await store.insert_task(
+                    uow.conn,
+                    uow.tenant_id,
+                    wave_id=task["wave_id"],
+                    warehouse_id=task["warehouse_id"],
+                    place=places[reservation.balance_id],
+                    shares=[share],
+                    sequence=sequence,
+                    replaces=task["id"],
+                )
+            )
+    if new_ids:
+        await wave_store.add_task_count(uow.conn, task["wave_id"], len(new_ids))
+        result.new_tasks = await store.tasks(uow.conn, ids=new_ids, limit=len(new_ids))
+    uow.emit(
+        "wms.pick.shorted", "pick_task", task["id"],
+        {"task": task["id"], "location": task["location"], "sku": task["sku"],
+         "lot": api_lot(task["lot_code"]), "short": result.shortage,
+         "reallocated_tasks": new_ids, "backordered": result.backordered,
+         "cycle_count": result.cycle_count},
+        warehouse=task["warehouse"],
+    )  # fmt: skip
+
+
+async def _flag_for_count(uow: UnitOfWork, task: dict[str, Any]) -> int:
+    """An open cycle count of the short location (an existing open one is reused)."""
+    existing = await store.open_count_of(uow.conn, task["location_id"])
+    if existing is not None:
+        return existing
+    count_id = await count_store.insert_count(
+        uow.conn, uow.tenant_id, task["warehouse_id"], uow.actor
+    )
+    await count_store.insert_lines(
+        uow.conn, uow.tenant_id, count_id, task["warehouse_id"],
+        location_ids=[task["location_id"]], product_ids=None,
+    )  # fmt: skip
+    scope = {"warehouse": task["warehouse"], "locations": [task["location"]],
+             "reason": "short pick", "task": task["id"]}  # fmt: skip
+    uow.audit("cycle_count", count_id, "created", after=scope)
+    uow.emit("wms.cycle_count.created", "cycle_count", count_id, scope,
+             warehouse=task["warehouse"])  # fmt: skip
+    return count_id
+
+
+async def _advance_orders(
+    uow: UnitOfWork, task: dict[str, Any], heads: dict[int, dict[str, Any]]
+) -> None:
+    """Released orders start picking; an order with no open task left is picked."""
+    for order_id, head in heads.items():
+        status = head["status"]
+        if status == OrderStatus.RELEASED:
+            status = OrderStatus.PICKING
+        if await store.open_task_count(uow.conn, order_id) == 0:
+            status = OrderStatus.PICKED
+        if status == head["status"]:
+            continue
+        await order_store.set_status(uow.conn, order_id, status)
+        uow.audit("order", head["number"], str(status), before={"status": head["status"]},
+                  after={"status": status})  # fmt: skip
+        head["status"] = status
+        if status == OrderStatus.PICKED:
+            lines = await order_store.lines(uow.conn, order_id)
+            data = {"number": head["number"],
+                    "lines": [{"line": line["line_no"], "sku": line["sku"],
+                               "quantity": line["quantity"], "picked": line["picked"]}
+                              for line in lines]}  # fmt: skip
+            uow.emit("wms.order.picked", "order", head["number"], data,
+                     warehouse=task["warehouse"])  # fmt: skip
+
+
+async def get(conn: AsyncConnection, task_id: int) -> dict[str, Any]:
+    """One task as the API shows it (404 when unknown)."""
+    found = await store.tasks(conn, ids=[task_id], limit=1)
+    if not found:
+        raise NotFoundError(f"no pick task {task_id}")
+    return found[0]

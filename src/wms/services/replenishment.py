@@ -1,0 +1,184 @@
+"""Replenishment of pick faces (min/max), and put-back of cancelled picks.
+
+A task is created when a pick face's available stock (on hand − allocated) drops below
+its minimum — after an allocation reserved there, or after a pick — and storage holds
+free stock of the product: it brings the face back up to its maximum (in on-hand units)
+from the reserve with the earliest expiry, then the oldest receipt. Reserve stock is not
+reserved by the task; a confirmation finding it gone answers 409 ``insufficient-stock``.
+The same task table carries put-back tasks (staging → where the stock was picked) for
+cancelled orders whose stock was already picked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from wms.domain.errors import FieldError, InvalidStateError, NotFoundError
+from wms.domain.inventory import BalanceKey, MovementKind, StockStatus, api_lot, move_deltas
+from wms.services import backorders, inventory
+from wms.services.unit_of_work import UnitOfWork
+from wms.store import inventory as stock_store
+from wms.store import picking as pick_store
+from wms.store import replenishment as store
+
+REPLENISHMENT = "replenishment"
+PUT_BACK = "put_back"
+
+
+async def set_level(
+    uow: UnitOfWork, *, warehouse: str, location_code: str, sku: str, minimum: int, maximum: int
+) -> dict[str, Any]:
+    """Set the min/max of a product at a pick face; a task follows if it is already low."""
+    if minimum > maximum:
+        raise FieldError("/min", "must not exceed max")
+    warehouse_id = await inventory.warehouse_id(uow, warehouse)
+    place = await store_location(uow, warehouse_id, location_code)
+    if place.type != "pick":
+        raise FieldError("/location", f"location {location_code} is a {place.type} location, "
+                         "not a pick face")  # fmt: skip
+    item = await inventory.product(uow, sku)
+    await store.upsert_level(
+        uow.conn, uow.tenant_id, warehouse_id=warehouse_id, location_id=place.id,
+        product_id=item.id, minimum=minimum, maximum=maximum,
+    )  # fmt: skip
+    level = {"warehouse": warehouse, "location": location_code, "sku": sku,
+             "min": minimum, "max": maximum}  # fmt: skip
+    uow.audit("replenishment_level", f"{warehouse}/{location_code}/{sku}", "set", after=level)
+    await check_levels(uow, warehouse_id, [item.id])
+    return level
+
+
+async def store_location(
+    uow: UnitOfWork, warehouse_id: int, code: str
+) -> stock_store.StockLocation:
+    """A location of the path (404 when unknown)."""
+    found = await stock_store.location_by_code(uow.conn, warehouse_id, code)
+    if found is None:
+        raise NotFoundError(f"no location {code} in this warehouse")
+    return found
+
+
+async def check_levels(uow: UnitOfWork, warehouse_id: int, product_ids: list[int]) -> list[int]:
+    """Create a task for each pick face of these products below its minimum; their ids."""
+    created = []
+    for face in await store.low_faces(uow.conn, warehouse_id, product_ids):
+        wanted = int(face["max_quantity"]) - int(face["on_hand"])
+        reserve = await store.best_reserve(
+            uow.conn, warehouse_id, face["product_id"], face_id=face["location_id"]
+        )
+        if wanted <= 0 or reserve is None:
+            continue
+        task_id = await store.insert_task(
+            uow.conn, uow.tenant_id, warehouse_id=warehouse_id, kind=REPLENISHMENT,
+            product_id=face["product_id"], lot_code=reserve["lot_code"],
+            quantity=min(wanted, int(reserve["free"])), from_location_id=reserve["location_id"],
+            to_location_id=face["location_id"], reason="below minimum",
+        )  # fmt: skip
+        if task_id is not None:
+            created.append(task_id)
+            (task,) = await store.tasks(uow.conn, ids=[task_id], limit=1)
+            uow.emit("wms.replenishment.created", "replenishment_task", task_id, _data(task),
+                     warehouse=task["warehouse"])  # fmt: skip
+    return created
+
+
+async def put_back(uow: UnitOfWork, head: dict[str, Any]) -> list[int]:
+    """Tasks bringing a cancelled order's picked stock back from staging; their ids."""
+    picked = await pick_store.picked_by_place(uow.conn, head["id"])
+    if not picked:
+        return []
+    staging = await stock_store.location_by_code(
+        uow.conn, head["warehouse_id"], await _staging_code(uow.conn, head["warehouse_id"])
+    )
+    assert staging is not None
+    ids = []
+    for row in picked:
+        task_id = await store.insert_task(
+            uow.conn, uow.tenant_id, warehouse_id=head["warehouse_id"], kind=PUT_BACK,
+            product_id=row["product_id"], lot_code=row["lot_code"], quantity=int(row["picked"]),
+            from_location_id=staging.id, to_location_id=row["location_id"],
+            reason="order cancelled", order_id=head["id"],
+        )  # fmt: skip
+        assert task_id is not None
+        ids.append(task_id)
+    return ids
+
+
+async def confirm(uow: UnitOfWork, task_id: int, quantity: int | None) -> dict[str, Any]:
+    """Move the task's stock (or ``quantity`` of it) from its source to its destination."""
+    task = await store.lock_task(uow.conn, task_id)
+    if task is None:
+        raise NotFoundError(f"no replenishment task {task_id}")
+    if task["status"] != "open":
+        raise InvalidStateError(
+            f"replenishment task {task_id} is {task['status']}", current_status=task["status"]
+        )
+    units = task["quantity"] if quantity is None else quantity
+    if units > task["quantity"]:
+        raise FieldError("/quantity", f"the task moves at most {task['quantity']} unit(s)")
+    warehouse_id = task["warehouse_id"]
+    destination = await _location(uow.conn, warehouse_id, task["to_location_id"])
+    await inventory.ensure_room(uow, destination, units)
+    rest = (task["product_id"], task["lot_code"], StockStatus.AVAILABLE)
+    kind = (
+        MovementKind.REPLENISHMENT if task["kind"] == REPLENISHMENT else MovementKind.CANCELLATION
+    )
+    await stock_store.apply_deltas(
+        uow.conn,
+        uow.tenant_id,
+        move_deltas(
+            BalanceKey(warehouse_id, task["from_location_id"], *rest),
+            BalanceKey(warehouse_id, task["to_location_id"], *rest),
+            units,
+        ),
+        stock_store.MovementInfo(
+            kind=kind, reference_type="replenishment_task", reference_id=str(task_id),
+            actor=uow.actor, request_id=uow.request_id,
+        ),
+    )  # fmt: skip
+    await store.mark_confirmed(uow.conn, task_id, quantity=units, actor=uow.actor)
+    if task["kind"] == PUT_BACK:
+        await backorders.stock_arrived(uow, warehouse_id, [task["product_id"]])
+    (view,) = await store.tasks(uow.conn, ids=[task_id], limit=1)
+    uow.audit("replenishment_task", task_id, "confirmed", before={"status": "open"},
+              after=_data(view))  # fmt: skip
+    uow.emit("wms.replenishment.confirmed", "replenishment_task", task_id, _data(view),
+             warehouse=task["warehouse"])  # fmt: skip
+    return view
+
+
+async def get(conn: AsyncConnection, task_id: int) -> dict[str, Any]:
+    """One task (404 when unknown)."""
+    found = await store.tasks(conn, ids=[task_id], limit=1)
+    if not found:
+        raise NotFoundError(f"no replenishment task {task_id}")
+    return found[0]
+
+
+def _data(task: dict[str, Any]) -> dict[str, Any]:
+    return {"task": task["id"], "kind": task["kind"], "sku": task["sku"],
+            "lot": api_lot(task["lot"] or ""), "quantity": task["confirmed_quantity"]
+            or task["quantity"], "from_location": task["from_location"],
+            "to_location": task["to_location"], "order": task["order_number"]}  # fmt: skip
+
+
+async def _staging_code(conn: AsyncConnection, warehouse_id: int) -> str:
+    cursor = await conn.execute(
+        "SELECT outbound_staging_location FROM warehouses WHERE id = %s", (warehouse_id,)
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def _location(
+    conn: AsyncConnection, warehouse_id: int, location_id: int
+) -> stock_store.StockLocation:
+    cursor = await conn.execute("SELECT code FROM locations WHERE id = %s", (location_id,))
+    row = await cursor.fetchone()
+    assert row is not None
+    found = await stock_store.location_by_code(conn, warehouse_id, str(row[0]))
+    assert found is not None
+    return found

@@ -1,0 +1,272 @@
+"""SQL of pick tasks, their order lines, and moving allocated stock between balances."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from wms.domain.inventory import BalanceKey
+from wms.domain.waves import Place, Share
+
+
+async def insert_task(
+    conn: AsyncConnection,
+    tenant_id: int,
+    *,
+    wave_id: int,
+    warehouse_id: int,
+    place: Place,
+    shares: Sequence[Share],
+    sequence: int,
+    replaces: int | None = None,
+) -> int:
+    """A new open task with the order lines it serves; its id."""
+    cursor = await conn.execute(
+        "INSERT INTO pick_tasks (tenant_id, wave_id, warehouse_id, location_id, product_id, "
+        "lot_code, quantity, sequence, replaces_task_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (tenant_id, wave_id, warehouse_id, place.location_id, place.product_id, place.lot_code,
+         sum(s.quantity for s in shares), sequence, replaces),
+    )  # fmt: skip
+    row = await cursor.fetchone()
+    assert row is not None
+    task_id = int(row[0])
+    await conn.execute(
+        "INSERT INTO pick_task_orders (tenant_id, task_id, order_id, line_no, quantity, tote) "
+        "SELECT %s, %s, * FROM unnest(%s::bigint[], %s::int[], %s::bigint[], %s::text[])",
+        (tenant_id, task_id, [s.order_id for s in shares], [s.line_no for s in shares],
+         [s.quantity for s in shares], [s.tote for s in shares]),
+    )  # fmt: skip
+    return task_id
+
+
+async def next_sequence(conn: AsyncConnection, wave_id: int) -> int:
+    """The sequence after the wave's last task (tasks added later walk after the rest)."""
+    cursor = await conn.execute(
+        "SELECT coalesce(max(sequence), 0) + 1 FROM pick_tasks WHERE wave_id = %s", (wave_id,)
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 1
+
+
+async def lock_tasks(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Tasks with what a confirmation checks, locked in id order."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT t.id, t.wave_id, t.warehouse_id, w.code AS warehouse, "
+        "w.outbound_staging_location AS staging, t.location_id, l.code AS location, "
+        "l.type AS location_type, t.product_id, p.sku, t.lot_code, t.quantity, t.status "
+        "FROM pick_tasks t "
+        "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
+        "JOIN locations l ON l.tenant_id = t.tenant_id AND l.id = t.location_id "
+        "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
+        "WHERE t.id = ANY(%s::bigint[]) ORDER BY t.id FOR NO KEY UPDATE OF t",
+        (list(task_ids),),
+    )
+    return {row["id"]: row for row in await cursor.fetchall()}
+
+
+async def shares(conn: AsyncConnection, task_id: int) -> list[dict[str, Any]]:
+    """The order lines a task serves, with the order's priority and ship-by."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT s.order_id, o.number, s.line_no, s.quantity, s.tote, o.priority, o.ship_by "
+        "FROM pick_task_orders s JOIN orders o ON o.tenant_id = s.tenant_id AND o.id = s.order_id "
+        "WHERE s.task_id = %s ORDER BY s.order_id, s.line_no",
+        (task_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def mark_picked(
+    conn: AsyncConnection,
+    task_id: int,
+    *,
+    status: str,
+    picked: int,
+    actor: str,
+    received: dict[tuple[int, int], int],
+) -> None:
+    """Record a pick: who, when, how much, and how much each order line got."""
+    await conn.execute(
+        "UPDATE pick_tasks SET status = %s, picked_quantity = %s, picker = %s, "
+        "picked_at = now() WHERE id = %s",
+        (status, picked, actor, task_id),
+    )
+    await conn.execute(
+        "UPDATE pick_task_orders s SET picked = v.q FROM unnest(%s::bigint[], %s::int[], "
+        "%s::bigint[]) AS v(order_id, line_no, q) WHERE s.task_id = %s "
+        "AND s.order_id = v.order_id AND s.line_no = v.line_no",
+        ([k[0] for k in received], [k[1] for k in received], list(received.values()), task_id),
+    )
+
+
+async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
+    """Take a cancelled order out of its open tasks; return the waves touched.
+
+    A task left with nothing to pick is cancelled.
+    """
+    cursor = await conn.execute(
+        "SELECT DISTINCT t.id, t.wave_id FROM pick_tasks t JOIN pick_task_orders s "
+        "ON s.tenant_id = t.tenant_id AND s.task_id = t.id WHERE s.order_id = %s "
+        "AND t.status = 'open' AND s.quantity > 0 ORDER BY t.id",
+        (order_id,),
+    )
+    rows = await cursor.fetchall()
+    task_ids = [row[0] for row in rows]
+    if not task_ids:
+        return []
+    await conn.execute(
+        "SELECT 1 FROM pick_tasks WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+        (task_ids,),
+    )
+    await conn.execute(
+        "UPDATE pick_tasks t SET quantity = t.quantity - s.q, "
+        "status = CASE WHEN t.quantity = s.q THEN 'cancelled' ELSE t.status END "
+        "FROM (SELECT task_id, sum(quantity) AS q FROM pick_task_orders WHERE order_id = %s "
+        "AND task_id = ANY(%s::bigint[]) GROUP BY task_id) s WHERE t.id = s.task_id",
+        (order_id, task_ids),
+    )
+    await conn.execute(
+        "UPDATE pick_task_orders SET quantity = 0 WHERE order_id = %s "
+        "AND task_id = ANY(%s::bigint[])",
+        (order_id, task_ids),
+    )
+    return sorted({int(row[1]) for row in rows})
+
+
+async def open_task_count(conn: AsyncConnection, order_id: int) -> int:
+    """Open tasks still picking for the order."""
+    cursor = await conn.execute(
+        "SELECT count(DISTINCT t.id) FROM pick_tasks t JOIN pick_task_orders s "
+        "ON s.tenant_id = t.tenant_id AND s.task_id = t.id "
+        "WHERE s.order_id = %s AND t.status = 'open' AND s.quantity > 0",
+        (order_id,),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def picked_by_place(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
+    """What was picked for the order, per pick location, product and lot (for put-back)."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT t.warehouse_id, t.location_id, t.product_id, t.lot_code, sum(s.picked) AS picked "
+        "FROM pick_task_orders s JOIN pick_tasks t ON t.tenant_id = s.tenant_id "
+        "AND t.id = s.task_id WHERE s.order_id = %s AND s.picked > 0 "
+        "GROUP BY t.warehouse_id, t.location_id, t.product_id, t.lot_code "
+        "ORDER BY t.location_id, t.product_id, t.lot_code",
+        (order_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def lock_balances(
+    conn: AsyncConnection, tenant_id: int, keys: Sequence[BalanceKey]
+) -> dict[BalanceKey, int]:
+    """Create missing balances (empty), lock them all in primary-key order; key → id.
+
+    Taking every lock of a command up front, in the one global order, keeps a pick that
+    touches a source and the staging location from deadlocking with another.
+    """
+    unique = sorted(set(keys))
+    columns = (
+        [k.warehouse_id for k in unique], [k.location_id for k in unique],
+        [k.product_id for k in unique], [k.lot_code for k in unique],
+        [k.status.value for k in unique],
+    )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, product_id, "
+        "lot_code, status, on_hand) SELECT %s, v.*, 0 FROM unnest(%s::bigint[], %s::bigint[], "
+        "%s::bigint[], %s::text[], %s::text[]) AS v ON CONFLICT DO NOTHING",
+        (tenant_id, *columns),
+    )
+    cursor = await conn.execute(
+        "SELECT b.id, b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+        "FROM inventory_balances b WHERE (b.warehouse_id, b.location_id, b.product_id, "
+        "b.lot_code, b.status) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
+        "%s::bigint[], %s::text[], %s::text[])) "
+        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status FOR UPDATE",
+        columns,
+    )
+    found: dict[BalanceKey, int] = {}
+    for balance_id, *key in await cursor.fetchall():
+        found[BalanceKey(*key)] = int(balance_id)
+    return found
+
+
+_TASK_VIEW = (
+    "SELECT t.id, t.wave_id AS wave, w.code AS warehouse, l.code AS location, p.sku, "
+    "nullif(t.lot_code, '') AS lot, t.quantity, t.sequence, t.status, t.picked_quantity, "
+    "t.picker, t.picked_at, t.replaces_task_id AS replaces, t.created_at, "
+    "coalesce((SELECT json_agg(json_build_object('order', o.number, 'line', s.line_no, "
+    "'quantity', s.quantity, 'picked', s.picked, 'tote', s.tote) ORDER BY o.number, s.line_no) "
+    "FROM pick_task_orders s JOIN orders o ON o.tenant_id = s.tenant_id AND o.id = s.order_id "
+    "WHERE s.tenant_id = t.tenant_id AND s.task_id = t.id AND s.quantity > 0), '[]') AS orders "
+    "FROM pick_tasks t "
+    "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
+    "JOIN locations l ON l.tenant_id = t.tenant_id AND l.id = t.location_id "
+    "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
+)
+
+
+async def tasks(
+    conn: AsyncConnection,
+    *,
+    wave: int | None = None,
+    status: str | None = None,
+    warehouse: str | None = None,
+    ids: Sequence[int] | None = None,
+    after: tuple[int, int] | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """Pick tasks in walking order (sequence, id), filtered, with their order lines."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        _TASK_VIEW + "WHERE (%(wave)s::bigint IS NULL OR t.wave_id = %(wave)s) "
+        "AND (%(status)s::text IS NULL OR t.status = %(status)s) "
+        "AND (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
+        "AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s)) "
+        "AND (%(seq)s::int IS NULL OR (t.sequence, t.id) > (%(seq)s, %(after)s)) "
+        "ORDER BY t.sequence, t.id LIMIT %(limit)s",
+        {"wave": wave, "status": status, "warehouse": warehouse,
+         "ids": None if ids is None else list(ids), "seq": after[0] if after else None,
+         "after": after[1] if after else None, "limit": limit},
+    )  # fmt: skip
+    return await cursor.fetchall()
+
+
+async def barcode_owner(conn: AsyncConnection, barcode: str) -> tuple[int, str | None] | None:
+    """The product and unit (None: the base unit) a barcode names."""
+    cursor = await conn.execute(
+        "SELECT product_id, uom_code FROM barcodes WHERE barcode = %s", (barcode,)
+    )
+    row = await cursor.fetchone()
+    return (int(row[0]), row[1]) if row else None
+
+
+async def open_count_of(conn: AsyncConnection, location_id: int) -> int | None:
+    """An open cycle count already covering the location."""
+    cursor = await conn.execute(
+        "SELECT c.id FROM cycle_counts c JOIN cycle_count_lines n ON n.tenant_id = c.tenant_id "
+        "AND n.count_id = c.id WHERE c.status = 'open' AND n.location_id = %s LIMIT 1",
+        (location_id,),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+async def places_of(conn: AsyncConnection, balance_ids: Sequence[int]) -> dict[int, Place]:
+    """The place (location with its walking position, product, lot) of each balance."""
+    cursor = await conn.execute(
+        "SELECT b.id, b.location_id, l.code, l.pick_sequence, b.product_id, p.sku, b.lot_code "
+        "FROM inventory_balances b "
+        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+        "JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id "
+        "WHERE b.id = ANY(%s::bigint[])",
+        (list(balance_ids),),
+    )
+    return {row[0]: Place(*row[1:]) for row in await cursor.fetchall()}

@@ -1,0 +1,346 @@
+"""Fulfilment over HTTP: waves, picks in walking order, short picks, packing, shipping."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import ApiClient, TenantKeys
+from tests.integration.stock_world import StockWorld, build_world
+from tests.integration.test_no_oversell import in_parallel
+from tests.integration.test_orders import allocations_match_balances, order_body, stock
+from tests.integration.test_stock_invariants import check_invariants
+
+
+@pytest.fixture
+def world(api: ApiClient, tenant: TenantKeys, database_url: str) -> StockWorld:
+    return build_world(api, tenant, database_url)
+
+
+def on_hand(api: ApiClient) -> dict[tuple[str, str, str | None], tuple[int, int]]:
+    items = api.get("/inventory", params={"limit": 500}).json()["items"]
+    return {(i["location"], i["sku"], i["lot"]): (i["on_hand"], i["allocated"]) for i in items}
+
+
+def total(api: ApiClient, sku: str) -> int:
+    return sum(q for (_, s, _), (q, _) in on_hand(api).items() if s == sku)
+
+
+def consistent(database_url: str) -> None:
+    check_invariants(database_url)
+    allocations_match_balances(database_url)
+
+
+def tasks_of(api: ApiClient, wave: int, **params: Any) -> list[dict[str, Any]]:
+    response = api.get("/pick-tasks", params={"wave": wave, **params})
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def scan(task: dict[str, Any], quantity: int | None = None) -> dict[str, Any]:
+    return {"location": task["location"], "sku": task["sku"], "lot": task["lot"],
+            "quantity": task["quantity"] if quantity is None else quantity}  # fmt: skip
+
+
+def add_barcode(database_url: str, tenant: TenantKeys, sku: str, barcode: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO wms.barcodes (tenant_id, barcode, product_id, uom_code) "
+            "SELECT tenant_id, %s, id, NULL FROM wms.products WHERE tenant_id = %s AND sku = %s",
+            (barcode, tenant.tenant_id, sku),
+        )
+
+
+def test_stock_flows_from_allocation_through_a_batch_wave_to_a_dispatched_manifest(  # noqa: PLR0915 - one story, checked at every step
+    api: ApiClient, world: StockWorld, tenant: TenantKeys, database_url: str
+) -> None:
+    today = date.today()
+    stock(api, "A-02", 6, sku="LOT-1", lot="L-SOON", expiry=str(today + timedelta(days=30)))
+    stock(api, "A-01", 10, sku="LOT-1", lot="L-LATE", expiry=str(today + timedelta(days=90)))
+    stock(api, "P-01", 4, sku="LOT-1", lot="L-MID", expiry=str(today + timedelta(days=60)))
+    stock(api, "P-01", 5)
+    add_barcode(database_url, tenant, "SKU-1", "7891234567895")
+    assert (total(api, "LOT-1"), total(api, "SKU-1")) == (20, 5)
+    api.patch("/settings", json={"allocation_strategy": "fefo"})
+    for number, line, priority in [
+        ("SO-1", {"sku": "LOT-1", "quantity": 5}, 1),
+        ("SO-2", {"sku": "LOT-1", "quantity": 3}, 5),
+        ("SO-3", {"sku": "SKU-1", "quantity": 2}, 5),
+    ]:
+        assert (
+            api.post("/orders", json=order_body(number, line, priority=priority)).status_code == 201
+        )
+        assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
+    so2 = api.get("/orders/SO-2").json()["lines"][0]["allocations"]
+    assert [(a["lot"], a["quantity"]) for a in so2] == [("L-SOON", 1), ("L-MID", 2)]  # FEFO
+    consistent(database_url)
+
+    wave = api.post(
+        "/waves", json={"warehouse": "SP1", "orders": ["SO-1", "SO-2", "SO-3"],
+                        "pick_method": "batch"},
+    )  # fmt: skip
+    assert wave.status_code == 201, wave.text
+    assert wave.headers["location"] == f"/api/v1/waves/{wave.json()['id']}"
+    wave_id = wave.json()["id"]
+    released = api.post(f"/waves/{wave_id}/release")
+    assert released.status_code == 200, released.text
+    assert (released.json()["status"], released.json()["task_count"]) == ("released", 3)
+    assert api.get("/orders/SO-1").json()["status"] == "released"
+    tasks = tasks_of(api, wave_id)
+    # Walking order: P-01 (pick sequence 5) before A-02 (20); one batch task per place.
+    assert [(t["sequence"], t["location"], t["sku"], t["lot"], t["quantity"]) for t in tasks] == [
+        (1, "P-01", "LOT-1", "L-MID", 2),
+        (2, "P-01", "SKU-1", None, 2),
+        (3, "A-02", "LOT-1", "L-SOON", 6),
+    ]
+    assert tasks[2]["orders"] == [
+        {"order": "SO-1", "line": 1, "quantity": 5, "picked": None, "tote": None},
+        {"order": "SO-2", "line": 1, "quantity": 1, "picked": None, "tote": None},
+    ]
+
+    # The first two in one batch; SKU-1 scanned by its barcode.
+    batch = api.post(
+        "/pick-tasks:confirm",
+        json={"confirmations": [
+            {"task": tasks[0]["id"], **scan(tasks[0])},
+            {"task": tasks[1]["id"], "location": "P-01", "barcode": "7891234567895",
+             "quantity": 2},
+        ]},
+    )  # fmt: skip
+    assert batch.status_code == 200, batch.text
+    assert [t["status"] for t in batch.json()["tasks"]] == ["confirmed", "confirmed"]
+    assert batch.json()["tasks"][0]["picker"]
+    assert api.get("/orders/SO-3").json()["status"] == "picked"
+    assert api.get("/orders/SO-2").json()["status"] == "picking"
+    stocks = on_hand(api)
+    assert stocks[("OUTBOUND", "LOT-1", "L-MID")] == (2, 2)  # staged, still allocated
+    assert stocks[("OUTBOUND", "SKU-1", None)] == (2, 2)
+    assert (total(api, "LOT-1"), total(api, "SKU-1")) == (20, 5)
+    consistent(database_url)
+
+    # Short pick at A-02: 4 of 6 found. SO-1 (priority 1) is served first.
+    short = api.post(f"/pick-tasks/{tasks[2]['id']}/confirm", json=scan(tasks[2], 4))
+    assert short.status_code == 200, short.text
+    body = short.json()
+    assert (body["status"], body["shortage"], body["backordered"]) == ("short", 2, 0)
+    assert {(o["order"], o["picked"]) for o in body["orders"]} == {("SO-1", 4), ("SO-2", 0)}
+    assert body["cycle_count"] is not None
+    assert api.get(f"/cycle-counts/{body['cycle_count']}").json()["status"] == "open"
+    new = body["new_tasks"]
+    assert [(t["location"], t["lot"], t["quantity"], t["orders"][0]["order"]) for t in new] == [
+        ("P-01", "L-MID", 1, "SO-1"),
+        ("P-01", "L-MID", 1, "SO-2"),
+    ]
+    assert all(t["sequence"] > 3 and t["replaces"] == tasks[2]["id"] for t in new)
+    stocks = on_hand(api)
+    assert stocks[("A-02", "LOT-1", "L-SOON")] == (2, 0)  # the missing 2 wait for the count
+    assert stocks[("OUTBOUND", "LOT-1", "L-SOON")] == (4, 4)
+    assert stocks[("P-01", "LOT-1", "L-MID")] == (2, 2)
+    assert total(api, "LOT-1") == 20
+    consistent(database_url)
+    for task in new:
+        done = api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task))
+        assert done.status_code == 200, done.text
+        consistent(database_url)
+    assert tasks_of(api, wave_id, status="open") == []
+    assert api.get(f"/waves/{wave_id}").json()["status"] == "completed"
+    for number in ("SO-1", "SO-2"):
+        order = api.get(f"/orders/{number}").json()
+        assert order["status"] == "picked"
+        assert order["lines"][0]["picked"] == order["lines"][0]["quantity"]
+
+    packs = {
+        "SO-1": [{"sku": "LOT-1", "lot": "L-SOON", "quantity": 4},
+                 {"sku": "LOT-1", "lot": "L-MID", "quantity": 1}],
+        "SO-2": [{"sku": "LOT-1", "lot": "L-MID", "quantity": 3}],
+        "SO-3": [{"sku": "SKU-1", "quantity": 2}],
+    }  # fmt: skip
+    for number, contents in packs.items():
+        packed = api.post(
+            f"/orders/{number}/packages",
+            json={"packages": [{"carton": "BOX-M", "weight_kg": 1.2, "contents": contents}]},
+        )
+        assert packed.status_code == 201, packed.text
+        assert packed.json()["status"] == "packed"
+    shipment = api.post(
+        "/shipments", json={"orders": ["SO-1", "SO-2", "SO-3"], "carrier": "CORREIOS",
+                            "tracking_number": "BR123456789"},
+    )  # fmt: skip
+    assert shipment.status_code == 201, shipment.text
+    dispatched = api.post(f"/shipments/{shipment.json()['id']}/dispatch")
+    assert dispatched.status_code == 200, dispatched.text
+    assert dispatched.json()["status"] == "dispatched"
+    order = api.get("/orders/SO-1").json()
+    assert (order["status"], order["lines"][0]["shipped"]) == ("shipped", 5)
+    stocks = on_hand(api)
+    assert not any(location == "OUTBOUND" for location, _, _ in stocks)
+    assert (total(api, "LOT-1"), total(api, "SKU-1")) == (12, 3)
+    ships = api.get("/inventory/movements", params={"kind": "ship", "limit": 500}).json()
+    assert sum(m["quantity"] for m in ships["items"]) == -10
+    consistent(database_url)
+
+    manifest = api.get(
+        "/manifests",
+        params={"warehouse": "SP1", "carrier": "CORREIOS",
+                "date": datetime.now(UTC).date().isoformat()},
+    )  # fmt: skip
+    assert manifest.status_code == 200, manifest.text
+    assert manifest.json()["totals"] == {
+        "shipments": 1, "orders": 3, "packages": 3, "weight_kg": 3.6,
+    }  # fmt: skip
+    assert manifest.json()["shipments"][0]["tracking_number"] == "BR123456789"
+    with psycopg.connect(database_url) as conn:
+        events = [r[0] for r in conn.execute("SELECT type FROM wms.outbox ORDER BY id")]
+    for kind in ("wms.wave.released", "wms.order.released", "wms.inventory.picked",
+                 "wms.order.picked", "wms.order.packed", "wms.order.shipped"):  # fmt: skip
+        assert kind in events, kind
+
+
+def test_two_concurrent_waves_with_overlapping_filters_never_share_an_order(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    stock(api, "A-01", 200)
+    for n in range(30):
+        api.post("/orders", json=order_body(f"C-{n}", {"sku": "SKU-1", "quantity": 1},
+                                            priority=1 + n % 5))  # fmt: skip
+        assert api.post(f"/orders/C-{n}/allocate").json()["status"] == "allocated"
+    for _ in range(3):
+        answers = in_parallel(
+            [
+                lambda: api.post("/waves", json={"warehouse": "SP1", "pick_method": "discrete",
+                                                 "filter": {"carrier": "CORREIOS",
+                                                            "max_orders": 8}}),
+                lambda: api.post("/waves", json={"warehouse": "SP1", "pick_method": "batch",
+                                                 "filter": {"priority_at_most": 5,
+                                                            "max_lines": 6}}),
+            ]
+        )  # fmt: skip
+        assert {a.status_code for a in answers} <= {201, 409}, [a.text for a in answers]
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT order_id, count(*) FROM wms.wave_orders WHERE active GROUP BY order_id"
+        ).fetchall()
+    assert all(count == 1 for _, count in rows)
+    assert len(rows) == 30  # 3 × (8 + 6) = 42 wanted, 30 exist: each taken once
+    assert api.post("/waves", json={"warehouse": "SP1", "filter": {}}).status_code == 409
+
+
+def released_wave(api: ApiClient, *numbers: str) -> list[dict[str, Any]]:
+    wave = api.post("/waves", json={"warehouse": "SP1", "orders": list(numbers)}).json()
+    assert api.post(f"/waves/{wave['id']}/release").status_code == 200
+    return tasks_of(api, wave["id"])
+
+
+def test_bad_picks_packs_dispatches_and_cancellations_are_clear_errors_that_change_nothing(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    today = date.today()
+    stock(api, "A-01", 5, sku="LOT-1", lot="L1", expiry=str(today + timedelta(days=30)))
+    stock(api, "A-02", 5, sku="LOT-1", lot="L2", expiry=str(today + timedelta(days=60)))
+    api.post("/orders", json=order_body("SO-1", {"sku": "LOT-1", "quantity": 3}))
+    api.post("/orders/SO-1/allocate")
+    (task,) = released_wave(api, "SO-1")
+    before = on_hand(api)
+
+    def refused(response: Any, status: int, slug: str) -> None:
+        assert response.status_code == status, response.text
+        assert response.json()["type"].endswith("/" + slug), response.text
+        assert on_hand(api) == before
+        consistent(database_url)
+
+    confirm = f"/pick-tasks/{task['id']}/confirm"
+    refused(api.post(confirm, json={**scan(task), "location": "A-02"}), 409, "pick-mismatch")
+    refused(api.post(confirm, json={**scan(task), "lot": "L2"}), 409, "pick-mismatch")
+    refused(api.post(confirm, json={**scan(task), "sku": "SKU-1"}), 409, "pick-mismatch")
+    refused(api.post(confirm, json=scan(task, 4)), 409, "over-pick")
+    refused(
+        api.post("/pick-tasks:confirm", json={"confirmations": [
+            {"task": task["id"], **scan(task, 4)}]}), 409, "over-pick",
+    )  # fmt: skip
+    refused(api.post("/orders/SO-1/packages", json={"packages": [
+        {"carton": "B", "weight_kg": 1, "contents": [{"sku": "LOT-1", "lot": "L1",
+                                                      "quantity": 3}]}]}),
+            409, "invalid-state")  # fmt: skip
+    assert api.post(confirm, json=scan(task)).status_code == 200
+    assert api.post(confirm, json=scan(task)).status_code == 409  # confirmed already
+    before = on_hand(api)
+    wrong = {
+        "packages": [
+            {
+                "carton": "B",
+                "weight_kg": 1,
+                "contents": [{"sku": "LOT-1", "lot": "L1", "quantity": 2}],
+            }
+        ]
+    }
+    refused(api.post("/orders/SO-1/packages", json=wrong), 409, "packing-mismatch")
+    wrong["packages"][0]["contents"][0].update(lot="L2", quantity=3)  # type: ignore[index]
+    refused(api.post("/orders/SO-1/packages", json=wrong), 409, "packing-mismatch")
+    right = {
+        "packages": [
+            {
+                "carton": "B",
+                "weight_kg": 1,
+                "contents": [{"sku": "LOT-1", "lot": "L1", "quantity": 3}],
+            }
+        ]
+    }
+    assert api.post("/orders/SO-1/packages", json=right).status_code == 201
+    shipment = api.post("/shipments", json={"orders": ["SO-1"], "carrier": "CORREIOS",
+                                            "tracking_number": "T1"}).json()  # fmt: skip
+    assert api.post(f"/shipments/{shipment['id']}/dispatch").status_code == 200
+    before = on_hand(api)
+    again = api.post(f"/shipments/{shipment['id']}/dispatch")
+    refused(again, 409, "invalid-state")
+    assert again.json()["current_status"] == "dispatched"
+    cancel = api.post("/orders/SO-1/cancel")
+    refused(cancel, 409, "invalid-state")
+    assert cancel.json()["current_status"] == "shipped"
+
+
+def test_cancelling_a_picked_order_puts_its_stock_back_from_staging(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    stock(api, "A-01", 5)
+    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 3}))
+    api.post("/orders/SO-1/allocate")
+    (task,) = released_wave(api, "SO-1")
+    assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    assert api.post("/orders/SO-1/cancel").json()["status"] == "cancelled"
+    assert on_hand(api)[("OUTBOUND", "SKU-1", None)] == (3, 0)
+    consistent(database_url)
+    (put_back,) = api.get("/replenishment-tasks", params={"kind": "put_back"}).json()["items"]
+    assert (put_back["from_location"], put_back["to_location"], put_back["quantity"]) == (
+        "OUTBOUND", "A-01", 3,
+    )  # fmt: skip
+    assert api.post(f"/replenishment-tasks/{put_back['id']}/confirm").status_code == 200
+    assert on_hand(api) == {("A-01", "SKU-1", None): (5, 0)}
+    consistent(database_url)
+
+
+def test_a_pick_face_below_its_minimum_is_replenished_from_reserve(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    stock(api, "P-01", 3)
+    stock(api, "A-01", 20)
+    level = api.put(
+        "/warehouses/SP1/locations/P-01/replenishment", json={"sku": "SKU-1", "min": 2, "max": 8}
+    )
+    assert level.status_code == 200, level.text
+    assert api.get("/replenishment-tasks").json()["items"] == []
+    api.patch("/settings", json={"allocation_strategy": "pick_face_first"})
+    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 2}))
+    api.post("/orders/SO-1/allocate")
+    (task,) = api.get("/replenishment-tasks", params={"status": "open"}).json()["items"]
+    assert (task["kind"], task["from_location"], task["to_location"], task["quantity"]) == (
+        "replenishment", "A-01", "P-01", 5,
+    )  # fmt: skip
+    done = api.post(f"/replenishment-tasks/{task['id']}/confirm")
+    assert done.status_code == 200, done.text
+    assert on_hand(api)[("P-01", "SKU-1", None)] == (8, 2)
+    moves = api.get("/inventory/movements", params={"kind": "replenishment"}).json()["items"]
+    assert sorted(m["quantity"] for m in moves) == [-5, 5]
+    consistent(database_url)

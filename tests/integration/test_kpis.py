@@ -77,3 +77,42 @@ def test_kpi_windows_are_checked(api: ApiClient, tenant: TenantKeys, database_ur
     )
     assert too_long.status_code == 422
     assert api.get("/reports/kpis", params={"warehouse": "NOPE"}).status_code == 404
+
+
+def test_pick_accuracy_and_lines_per_picker_hour(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    build_world(api, tenant, database_url)
+    with psycopg.connect(database_url) as conn:
+        (wave,) = conn.execute(
+            "INSERT INTO wms.waves (tenant_id, warehouse_id, pick_method, status, created_by) "
+            "SELECT tenant_id, id, 'discrete', 'released', 'test' FROM wms.warehouses "
+            "WHERE tenant_id = %s RETURNING id",
+            (tenant.tenant_id,),
+        ).fetchone()  # type: ignore[misc]
+        # Three full picks and one short, by two pickers in two hours.
+        for n, (status, picker, at) in enumerate(
+            [("confirmed", "ana", "10:05"), ("confirmed", "ana", "10:40"),
+             ("short", "bo", "10:50"), ("confirmed", "bo", "11:10")],
+            start=1,
+        ):  # fmt: skip
+            conn.execute(
+                "INSERT INTO wms.pick_tasks (tenant_id, wave_id, warehouse_id, location_id, "
+                "product_id, quantity, sequence, status, picked_quantity, picker, picked_at) "
+                "SELECT l.tenant_id, %s, l.warehouse_id, l.id, p.id, 2, %s, %s, "
+                "CASE WHEN %s = 'short' THEN 1 ELSE 2 END, %s, %s "
+                "FROM wms.locations l, wms.products p WHERE l.tenant_id = %s AND l.code = 'A-01' "
+                "AND p.tenant_id = l.tenant_id AND p.sku = 'SKU-1'",
+                (wave, n, status, status, picker, f"2026-11-20T{at}:00Z", tenant.tenant_id),
+            )
+    body = api.get(
+        "/reports/kpis",
+        params={"warehouse": "SP1", "from": "2026-11-20T00:00:00Z", "to": "2026-11-21T00:00:00Z"},
+    ).json()
+    assert body["pick_accuracy_pct"] == {"count": 4, "mean": 75.0}
+    assert body["picking_efficiency"] == {
+        "lines": 4,
+        "picker_hours": 3,
+        "lines_per_picker_hour": 1.33,
+    }
+    assert sum(h["count"] for h in body["lines_picked_per_hour"]) == 4

@@ -12,8 +12,7 @@ from psycopg.rows import dict_row
 _HOURLY = {
     "orders_received": ("orders", "created_at", "true"),
     "orders_shipped": ("orders", "shipped_at", "shipped_at IS NOT NULL"),
-    # A picked line leaves its location: the negative ledger row of a pick.
-    "lines_picked": ("inventory_movements", "occurred_at", "kind = 'pick' AND quantity < 0"),
+    "lines_picked": ("pick_tasks", "picked_at", "status IN ('confirmed', 'short')"),
     "lines_put_away": ("putaway_tasks", "confirmed_at", "status = 'confirmed'"),
 }
 
@@ -61,7 +60,17 @@ async def durations(
         " AND shipped_at < %(end)s) AS order_cycle, "
         "(SELECT json_build_object('count', count(*), 'mean', avg(accuracy_pct)) "
         " FROM cycle_counts WHERE warehouse_id = %(wh)s AND status = 'approved' "
-        " AND approved_at >= %(start)s AND approved_at < %(end)s) AS inventory_accuracy",
+        " AND approved_at >= %(start)s AND approved_at < %(end)s) AS inventory_accuracy, "
+        # Pick accuracy: tasks confirmed in full among all finished; efficiency: picked
+        # lines per picker-hour (hours in which a picker picked anything).
+        "(SELECT json_build_object('count', count(*), 'mean', 100.0 * "
+        " count(*) FILTER (WHERE status = 'confirmed') / nullif(count(*), 0)) "
+        " FROM pick_tasks WHERE warehouse_id = %(wh)s AND status IN ('confirmed', 'short') "
+        " AND picked_at >= %(start)s AND picked_at < %(end)s) AS pick_accuracy, "
+        "(SELECT json_build_object('lines', count(*), 'picker_hours', "
+        " count(DISTINCT (picker, date_trunc('hour', picked_at)))) "
+        " FROM pick_tasks WHERE warehouse_id = %(wh)s AND status IN ('confirmed', 'short') "
+        " AND picked_at >= %(start)s AND picked_at < %(end)s) AS picking",
         {"wh": warehouse_id, "start": start, "end": end},
     )
     row = await cursor.fetchone()

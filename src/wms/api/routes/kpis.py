@@ -43,6 +43,14 @@ class Accuracy(ResponseModel):
     mean: float | None
 
 
+class PickingEfficiency(ResponseModel):
+    """Picked lines per picker-hour (an hour in which a picker picked anything)."""
+
+    lines: int
+    picker_hours: int
+    lines_per_picker_hour: float | None
+
+
 class Kpis(ResponseModel):
     """The warehouse's KPIs over [from, to)."""
 
@@ -57,6 +65,8 @@ class Kpis(ResponseModel):
     dock_to_stock_seconds: Distribution
     order_cycle_time_seconds: Distribution
     inventory_accuracy_pct: Accuracy
+    pick_accuracy_pct: Accuracy
+    picking_efficiency: PickingEfficiency
 
 
 @router.get("/reports/kpis", response_model=Kpis)
@@ -104,4 +114,14 @@ async def kpis(
         dock_to_stock_seconds=Distribution.model_validate(times["dock_to_stock"]),
         order_cycle_time_seconds=Distribution.model_validate(times["order_cycle"]),
         inventory_accuracy_pct=Accuracy.model_validate(times["inventory_accuracy"]),
+        pick_accuracy_pct=Accuracy.model_validate(times["pick_accuracy"]),
+        picking_efficiency=PickingEfficiency(
+            lines=times["picking"]["lines"],
+            picker_hours=times["picking"]["picker_hours"],
+            lines_per_picker_hour=round(
+                times["picking"]["lines"] / times["picking"]["picker_hours"], 2
+            )
+            if times["picking"]["picker_hours"]
+            else None,
+        ),
     )

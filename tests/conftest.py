@@ -203,3 +203,7 @@ def tenant(make_tenant: Callable[[], TenantKeys]) -> TenantKeys:
 def api(test_client: TestClient, tenant: TenantKeys) -> ApiClient:
     """An admin of a fresh tenant, talking to the in-process app."""
     return ApiClient(test_client, tenant.keys[Role.ADMIN])
+
+
+# The broker and redis-server fixtures of the event and cache tests.
+pytest_plugins = ["tests.integration.kafka_fixtures"]

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from psycopg import AsyncConnection
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from wms import __version__
@@ -31,6 +32,7 @@ from wms.ops.health import DrainState
 from wms.ops.metrics import POOLS
 from wms.ops.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from wms.ops.secrets import api_key_pepper
+from wms.store import cache
 from wms.store.database import create_pool
 
 DOCS_ASSETS = "/docs/assets"
@@ -69,10 +71,19 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
             else None
         )
         app.state.rate_limiter = rate_limiter(settings, app.state.redis)
+        cache.install(cache.backend_for(app.state.redis), settings.cache_ttl_seconds)
+        app.state.replica_pool = replica_pool(settings)
+        if app.state.replica_pool is not None:
+            await app.state.replica_pool.open(wait=False)
+            POOLS.watch("replica", app.state.replica_pool.get_stats)
         POOLS.watch("primary", pool.get_stats)
         try:
             yield
         finally:
+            cache.install(None)
+            if app.state.replica_pool is not None:
+                POOLS.forget("replica")
+                await app.state.replica_pool.close()
             POOLS.forget("primary")
             if app.state.redis is not None:
                 await app.state.redis.aclose()
@@ -129,6 +140,22 @@ def jwt_authenticator(
         roles_claim=settings.oidc_roles_claim,
         subject_claim=settings.oidc_subject_claim,
     )
+
+
+def replica_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection] | None:
+    """The read pool of ``DATABASE_REPLICA_URL`` (a standby preferred), or None."""
+    if settings.database_replica_url is None:
+        return None
+    pool = create_pool(
+        make_conninfo(settings.database_replica_url, target_session_attrs="prefer-standby"),
+        min_size=0,
+        max_size=settings.db_pool_max,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        lock_timeout_ms=settings.lock_timeout_ms,
+        name="replica",
+    )
+    pool.timeout = 2.0  # an unreachable replica falls back to the primary quickly
+    return pool
 
 
 def _describe_roles(router: APIRouter) -> None:

@@ -1,4 +1,4 @@
-"""The ``wms-server`` command line: serve (the default), health, migrate.
+"""The ``wms-server`` command line: serve (the default), health, migrate, worker.
 
 Every user mistake ends in one line on stderr and a non-zero exit (2 for bad usage or
 configuration), never a traceback.
@@ -144,6 +144,27 @@ def migrate() -> None:
     for script in applied:
         click.echo(f"applied {script}")
     click.echo(f"{len(applied)} migration(s) applied")
+
+
+@cli.command()
+def worker() -> None:
+    """Relay the outbox to Kafka, take in orders from it; prune events, add partitions."""
+    import asyncio  # noqa: PLC0415 - only the worker runs an event loop here
+
+    from wms.events.worker import run_worker  # noqa: PLC0415 - Kafka loads only to work
+    from wms.ops.metrics import start_metrics_server  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    with sigterm_exits(), database(settings) as ready_settings:
+        if settings.embedded and ready_settings.migrate_on_start:
+            migrate_database(ready_settings)
+        metrics = start_metrics_server(ready_settings.metrics_port, ready_settings.host)
+        try:
+            asyncio.run(run_worker(ready_settings))
+        finally:
+            if metrics is not None:
+                metrics.shutdown()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import structlog
 from fastapi import Request
 from fastapi.responses import Response
 from psycopg import AsyncConnection
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
 from wms.api.auth import Principal
@@ -29,7 +31,7 @@ from wms.config import Settings
 from wms.domain.errors import ConflictError, DomainError, FieldError
 from wms.ops.middleware import route_template
 from wms.services.unit_of_work import UnitOfWork
-from wms.store import idempotency
+from wms.store import cache, idempotency
 from wms.store.tenancy import tenant_transaction
 
 log = structlog.get_logger(__name__)
@@ -116,7 +118,12 @@ async def run_command(
     print_ = await fingerprint(request) if key else b""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            async with _transaction(request, principal) as conn:
+            # The cache scope is outermost: keys the command invalidated are dropped again
+            # after the transaction commits (a reader may have re-cached the old row).
+            async with (
+                cache.tenant_scope(principal.tenant_id),
+                _transaction(request, principal) as conn,
+            ):
                 if key is not None:
                     if not await idempotency.try_lock(conn, principal.tenant_id, key):
                         raise RequestInProgressError(
@@ -188,4 +195,46 @@ async def read_transaction(
         lock_timeout_ms=settings.lock_timeout_ms,
         read_only=True,
     ) as conn:
+        with cache.bound_tenant(principal.tenant_id):
+            yield conn
+
+
+REPLICA_RETRY_SECONDS = 30.0
+
+
+@asynccontextmanager
+async def replica_transaction(
+    request: Request, principal: Principal
+) -> AsyncIterator[AsyncConnection]:
+    """A read-only tenant transaction on the read replica, for reads that tolerate lag.
+
+    Never for writes or read-your-writes. Without a replica, or while it is unreachable
+    (then skipped for ``REPLICA_RETRY_SECONDS``), the primary answers.
+    """
+    settings: Settings = request.app.state.settings
+    replica = getattr(request.app.state, "replica_pool", None)
+    down_until: float = getattr(request.app.state, "replica_down_until", 0.0)
+    if replica is None or time.monotonic() < down_until:
+        async with read_transaction(request, principal) as conn:
+            yield conn
+        return
+    entered = False
+    try:
+        async with tenant_transaction(
+            replica,
+            principal.tenant_id,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+            read_only=True,
+        ) as conn:
+            entered = True
+            with cache.bound_tenant(principal.tenant_id):
+                yield conn
+        return
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        if entered:
+            raise
+        log.warning("replica_unavailable", error=type(exc).__name__)
+        request.app.state.replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+    async with read_transaction(request, principal) as conn:
         yield conn

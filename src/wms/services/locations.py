@@ -10,8 +10,8 @@ from psycopg import AsyncConnection
 from wms.domain.errors import ConflictError, NotFoundError, UnknownReferenceError
 from wms.domain.locations import RawRow, validate_rows
 from wms.services.unit_of_work import UnitOfWork
+from wms.store import cache, warehouses
 from wms.store import locations as store
-from wms.store import warehouses
 
 
 async def warehouse_id(conn: AsyncConnection, wh: str) -> int:
@@ -42,6 +42,7 @@ async def create_location(uow: UnitOfWork, wh: str, values: dict[str, Any]) -> d
         raise ConflictError(
             f"location {values['code']} already exists in warehouse {wh}", code=values["code"]
         )
+    await cache.invalidate("location", wh_id, values["code"])
     created = await _location(uow, wh_id, values["code"])
     _record(uow, wh, "created", after=created)
     return created
@@ -59,6 +60,7 @@ async def update_location(
     if not columns:
         return before
     await store.update_location(uow.conn, before["id"], columns)
+    await cache.invalidate("location", wh_id, code)
     after = await _location(uow, wh_id, code)
     _record(uow, wh, "updated", before=before, after=after)
     return after
@@ -75,6 +77,7 @@ async def import_locations(
     zones = await store.zone_ids(uow.conn, wh_id)
     valid = validate_rows(read_rows(), zones)
     created, updated = await store.upsert_locations(uow.conn, uow.tenant_id, wh_id, valid)
+    await cache.invalidate_many("location", [(wh_id, code) for code in [*created, *updated]])
     summary = {"created": len(created), "updated": len(updated)}
     # One audit row naming every code touched; a before/after per row would make a
     # 10,000-row import write 10,000 audit rows (the file itself is the "after").

@@ -26,6 +26,7 @@ from wms.domain.products import (
     product_errors,
 )
 from wms.services.unit_of_work import UnitOfWork
+from wms.store import cache
 from wms.store import products as store
 
 MAX_REPORTED_ERRORS = 1000
@@ -91,6 +92,7 @@ async def create_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[st
         raise ConflictError(f"product {sku} already exists", sku=sku)
     await _check_barcodes(uow, sku, product.barcode_claims())
     await _write(uow, _Plan(creates=[product]))
+    await cache.invalidate("product", sku)
     created = await _get(uow, sku)
     uow.audit("product", sku, "created", after=created)
     uow.emit("wms.product.created", "product", sku, created)
@@ -113,6 +115,7 @@ async def update_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[st
     )
     await _check_barcodes(uow, sku, claims)
     await _write(uow, plan)
+    await cache.invalidate("product", sku)
     after = await _get(uow, sku)
     uow.audit("product", sku, "updated", before=before, after=after)
     uow.emit("wms.product.updated", "product", sku, after)
@@ -153,6 +156,8 @@ async def import_products(
     if row_errors:
         _reject(row_errors)
     await _write(uow, plan)
+    touched = [p.sku for p in plan.creates] + [p.sku for _, p, _ in plan.updates]
+    await cache.invalidate_many("product", [(sku,) for sku in touched])
     created, updated = len(plan.creates), len(plan.updates)
     summary = ImportSummary(created, updated, unchanged=len(rows) - created - updated)
     counts = {"created": created, "updated": updated}

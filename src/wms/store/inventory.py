@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from wms.domain.inventory import BalanceKey, Delta, InsufficientStockError, lock_order
+from wms.store import cache
 
 
 @dataclass(frozen=True)
@@ -49,16 +50,21 @@ class MovementInfo:
 
 
 async def product_by_sku(conn: AsyncConnection, sku: str) -> StockProduct | None:
-    """The product ``sku`` with its unit factors (base unit = 1)."""
-    cursor = await conn.execute(
-        "SELECT p.id, p.sku, p.lot_tracked, p.expiry_tracked, p.base_uom, "
-        "coalesce(json_object_agg(u.code, u.factor) FILTER (WHERE u.code IS NOT NULL), '{}') "
-        "FROM products p LEFT JOIN product_uoms u "
-        "ON u.tenant_id = p.tenant_id AND u.product_id = p.id "
-        "WHERE p.sku = %s GROUP BY p.tenant_id, p.id",
-        (sku,),
-    )
-    row = await cursor.fetchone()
+    """The product ``sku`` with its unit factors (base unit = 1); cached per tenant."""
+
+    async def load() -> list[Any] | None:
+        cursor = await conn.execute(
+            "SELECT p.id, p.sku, p.lot_tracked, p.expiry_tracked, p.base_uom, "
+            "coalesce(json_object_agg(u.code, u.factor) FILTER (WHERE u.code IS NOT NULL), "
+            "'{}') FROM products p LEFT JOIN product_uoms u "
+            "ON u.tenant_id = p.tenant_id AND u.product_id = p.id "
+            "WHERE p.sku = %s GROUP BY p.tenant_id, p.id",
+            (sku,),
+        )
+        row = await cursor.fetchone()
+        return list(row) if row else None
+
+    row = await cache.lookup("product", (sku,), load)
     if row is None:
         return None
     factors = {str(code): int(factor) for code, factor in row[5].items()}
@@ -69,13 +75,18 @@ async def product_by_sku(conn: AsyncConnection, sku: str) -> StockProduct | None
 async def location_by_code(
     conn: AsyncConnection, warehouse_id: int, code: str
 ) -> StockLocation | None:
-    """Location ``code`` of a warehouse."""
-    cursor = await conn.execute(
-        "SELECT id, code, type, active, capacity_units FROM locations "
-        "WHERE warehouse_id = %s AND code = %s",
-        (warehouse_id, code),
-    )
-    row = await cursor.fetchone()
+    """Location ``code`` of a warehouse; cached per tenant."""
+
+    async def load() -> list[Any] | None:
+        cursor = await conn.execute(
+            "SELECT id, code, type, active, capacity_units FROM locations "
+            "WHERE warehouse_id = %s AND code = %s",
+            (warehouse_id, code),
+        )
+        row = await cursor.fetchone()
+        return list(row) if row else None
+
+    row = await cache.lookup("location", (warehouse_id, code), load)
     return StockLocation(*row) if row else None
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Query, Request
 
 from wms.api.auth import PrincipalDep
-from wms.api.commands import read_transaction
+from wms.api.commands import replica_transaction
 from wms.api.routing import api_router
 from wms.api.schemas import ResponseModel
 from wms.domain.errors import NotFoundError
@@ -44,8 +44,11 @@ async def stock_summary(
     principal: PrincipalDep,
     warehouse: Annotated[str, Query(max_length=40, description="Warehouse code")],
 ) -> StockSummary:
-    """On hand by status, allocated, available and location count per SKU."""
-    async with read_transaction(request, principal) as conn:
+    """On hand by status, allocated, available and location count per SKU.
+
+    Served by the read replica when one is configured (it may lag by a moment).
+    """
+    async with replica_transaction(request, principal) as conn:
         warehouse_id = await warehouse_store.id_of(conn, warehouse)
         if warehouse_id is None:
             raise NotFoundError(f"no warehouse {warehouse}")

@@ -1,0 +1,108 @@
+"""``/events``: the tenant's outbox as a feed, with the relay's visibility rule.
+
+Only events of transactions older than the snapshot's xmin are shown, in (xid, id)
+order, so a transaction committing late is never skipped by a reader that moved on.
+``next_cursor`` is never null: after the last event, or the same position when there
+is nothing new. A cursor before events retention already removed answers 410.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from psycopg.rows import dict_row
+
+from wms.api.auth import PrincipalDep
+from wms.api.commands import read_transaction
+from wms.api.pagination import CursorCodec, CursorQuery
+from wms.api.routing import api_router
+from wms.api.schemas import ResponseModel
+from wms.domain.errors import DomainError
+from wms.events.cloudevents import DATA_CONTENT_TYPE, SPEC_VERSION, dataschema
+
+router = api_router("events")
+_FILTERS: dict[str, Any] = {"feed": "events"}
+
+
+class CursorExpiredError(DomainError):
+    """Events after the cursor were already removed by retention."""
+
+    slug = "cursor-expired"
+
+
+class CloudEvent(ResponseModel):
+    """One event in CloudEvents 1.0 JSON form."""
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    datacontenttype: str
+    dataschema: str
+    tenant: str
+    data: dict[str, Any]
+
+
+class EventPage(ResponseModel):
+    """A page of the feed; poll again with ``next_cursor`` (never null)."""
+
+    items: list[CloudEvent]
+    next_cursor: str
+
+
+@router.get("/events", response_model=EventPage)
+async def list_events(
+    request: Request,
+    principal: PrincipalDep,
+    *,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
+) -> EventPage:
+    """The tenant's events after ``cursor`` (from the oldest retained without one)."""
+    codec: CursorCodec = request.app.state.cursors
+    xid, last_id = (0, 0)
+    if cursor:
+        position = codec.decode(cursor, principal.tenant_id, _FILTERS)
+        xid, last_id = int(position[0]), int(position[1])
+    async with read_transaction(request, principal) as conn:
+        rows_cursor = conn.cursor(row_factory=dict_row)
+        if cursor:
+            await rows_cursor.execute(
+                "SELECT 1 FROM outbox_pruned WHERE (xid, id) > (%s::text::xid8, %s)",
+                (str(xid), last_id),
+            )
+            if await rows_cursor.fetchone() is not None:
+                raise CursorExpiredError(
+                    "events after this cursor were removed by retention; start without a cursor"
+                )
+        await rows_cursor.execute(
+            "SELECT id, xid::text AS xid, event_id, type, source, subject, occurred_at, data "
+            "FROM outbox WHERE (xid, id) > (%s::text::xid8, %s) "
+            "AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT %s",
+            (str(xid), last_id, limit),
+        )
+        rows = await rows_cursor.fetchall()
+    items = [
+        CloudEvent(
+            specversion=SPEC_VERSION,
+            id=str(row["event_id"]),
+            source=row["source"],
+            type=row["type"],
+            subject=row["subject"],
+            time=row["occurred_at"],
+            datacontenttype=DATA_CONTENT_TYPE,
+            dataschema=dataschema(row["type"]),
+            tenant=principal.tenant_code,
+            data=row["data"],
+        )
+        for row in rows
+    ]
+    if rows:
+        xid, last_id = int(rows[-1]["xid"]), int(rows[-1]["id"])
+    return EventPage(
+        items=items, next_cursor=codec.encode(principal.tenant_id, _FILTERS, [str(xid), last_id])
+    )

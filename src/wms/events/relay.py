@@ -1,0 +1,210 @@
+"""The outbox relay: committed events to Kafka ``wms.events``, at least once, in key order.
+
+Rows are read in (xid, id) order and only below the snapshot's xmin (DESIGN §6.4).
+Each key shard is relayed by one worker at a time, the one holding its session
+advisory lock on a dedicated connection; workers share the shards evenly. A batch is
+marked published only after Kafka acknowledged all of it, and the next batch is read
+only then, so a crash re-sends at most one batch (consumers de-duplicate by ``id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import structlog
+from confluent_kafka import KafkaError, Message, Producer
+from psycopg import AsyncConnection
+
+from wms.events import metrics, outbox_sql
+from wms.events.cloudevents import EVENTS_TOPIC, EventRow, to_record
+from wms.store.roles import ADMIN, SCHEMA
+
+log = structlog.get_logger(__name__)
+LOCK_CLASS = 0x574D53  # "WMS": the advisory-lock namespace of relay shards
+PRESENCE = -1  # every relay holds this key shared, so the count of relays is visible
+NOTIFY_CHANNEL = "wms_outbox"
+
+
+async def admin_connect(url: str) -> AsyncConnection:
+    """An autocommit session acting as ``wms_admin`` (BYPASSRLS: every tenant's rows)."""
+    conn = await AsyncConnection.connect(url, autocommit=True, connect_timeout=10)
+    await conn.execute(f"SET ROLE {ADMIN}")
+    await conn.execute(f"SET search_path = {SCHEMA}, public")
+    await conn.execute("SET application_name = 'wms-worker'")
+    return conn
+
+
+class Relay:
+    """Publishes the outbox of the shards this process holds."""
+
+    def __init__(
+        self,
+        *,
+        admin_url: str,
+        producer: Producer,
+        stop: asyncio.Event,
+        shard_count: int = 16,
+        batch_size: int = 500,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.admin_url = admin_url
+        self.producer = producer
+        self.stop = stop
+        self.shard_count = shard_count
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.shards: set[int] = set()
+        self._lease: AsyncConnection | None = None
+        self._conn: AsyncConnection | None = None
+
+    async def run(self) -> None:
+        """Relay until ``stop`` is set; database outages back off and reconnect."""
+        backoff = 0.5
+        while not self.stop.is_set():
+            try:
+                await self._connect()
+                await self._rebalance()
+                sent = await self.relay_once() if self.shards else 0
+                backoff = 0.5
+                if sent < self.batch_size:
+                    await self._wait_for_events()
+            except psycopg.OperationalError as exc:
+                log.warning("relay_database_error", error=str(exc).strip()[:200])
+                metrics.PUBLISH_ERRORS.labels(kind="database").inc()
+                await self.close()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        await self.close()
+
+    async def close(self) -> None:
+        """Close both sessions; closing the lease session releases every shard."""
+        for conn in (self._lease, self._conn):
+            if conn is not None:
+                await conn.close()
+        self._lease = self._conn = None
+        self.shards.clear()
+        metrics.SHARDS_HELD.set(0)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of the held shards; return how many events Kafka acknowledged."""
+        assert self._conn is not None
+        rows = await outbox_sql.unpublished(
+            self._conn,
+            shards=sorted(self.shards),
+            shard_count=self.shard_count,
+            limit=self.batch_size,
+        )
+        if not rows:
+            return 0
+        delivered = await self._deliver(rows)
+        if delivered:
+            await outbox_sql.mark_published(self._conn, [(r.tenant_id, r.id) for r in delivered])
+        return len(delivered)
+
+    async def _deliver(self, rows: list[EventRow]) -> list[EventRow]:
+        """Produce ``rows`` in order and wait for every acknowledgement."""
+        outcomes: dict[int, KafkaError | None] = {}
+
+        def on_delivery(index: int) -> Any:
+            def callback(err: KafkaError | None, _msg: Message) -> None:
+                outcomes[index] = err
+
+            return callback
+
+        for index, row in enumerate(rows):
+            record = to_record(row)
+            while True:
+                try:
+                    self.producer.produce(
+                        EVENTS_TOPIC,
+                        key=record.key,
+                        value=record.value,
+                        headers=record.headers,
+                        on_delivery=on_delivery(index),
+                    )
+                    break
+                except BufferError:  # the local queue is full: let it drain
+                    await asyncio.to_thread(self.producer.poll, 0.1)
+        wait = 0.05
+        stop_deadline: float | None = None
+        while len(outcomes) < len(rows):
+            await asyncio.to_thread(self.producer.poll, wait)
+            wait = min(wait * 2, 1.0)
+            if self.stop.is_set():
+                # Shutting down mid-batch: whatever is unacknowledged is sent again later.
+                stop_deadline = stop_deadline or time.monotonic() + 5.0
+                if time.monotonic() > stop_deadline:
+                    break
+        now = datetime.now(UTC)
+        delivered = []
+        for index, row in enumerate(rows):
+            if index not in outcomes:
+                continue
+            err = outcomes[index]
+            if err is None:
+                delivered.append(row)
+                metrics.PUBLISH_LATENCY.observe(max((now - row.occurred_at).total_seconds(), 0))
+            else:
+                metrics.PUBLISH_ERRORS.labels(kind=err.name()).inc()
+                log.warning("relay_delivery_failed", event_id=str(row.event_id), error=str(err))
+        if delivered:
+            metrics.KAFKA_UP.set(1)
+            metrics.PUBLISHED.inc(len(delivered))
+        return delivered
+
+    async def _connect(self) -> None:
+        if self._lease is not None and self._lease.closed:
+            await self.close()
+        if self._lease is None:
+            self._lease = await admin_connect(self.admin_url)
+            await self._lease.execute(
+                "SELECT pg_advisory_lock_shared(%s, %s)", (LOCK_CLASS, PRESENCE)
+            )
+            await self._lease.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        if self._conn is None or self._conn.closed:
+            self._conn = await admin_connect(self.admin_url)
+
+    async def _rebalance(self) -> None:
+        """Hold a fair share of the shards: give up extras, take free ones up to the share."""
+        assert self._lease is not None
+        cursor = await self._lease.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
+            "AND objid = %s::oid AND objsubid = 2 AND granted",
+            (LOCK_CLASS, PRESENCE & 0xFFFFFFFF),
+        )
+        row = await cursor.fetchone()
+        relays = max(int(row[0]) if row else 1, 1)
+        share = math.ceil(self.shard_count / relays)
+        for shard in sorted(self.shards, reverse=True)[: max(len(self.shards) - share, 0)]:
+            await self._lease.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, shard))
+            self.shards.discard(shard)
+        for shard in range(self.shard_count):
+            if len(self.shards) >= share:
+                break
+            if shard in self.shards:
+                continue
+            cursor = await self._lease.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, shard)
+            )
+            got = await cursor.fetchone()
+            if got and got[0]:
+                self.shards.add(shard)
+        metrics.SHARDS_HELD.set(len(self.shards))
+
+    async def _wait_for_events(self) -> None:
+        """Sleep until a NOTIFY, the poll interval, or stop (polling covers lost notifies)."""
+        assert self._lease is not None
+        deadline = time.monotonic() + self.poll_seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            async for _ in self._lease.notifies(timeout=0.25, stop_after=1):
+                return
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)

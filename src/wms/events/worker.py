@@ -1,0 +1,114 @@
+"""``wms-server worker``: the outbox relay, the order intake and the periodic chores.
+
+Without ``KAFKA_BROKERS`` only the chores run: events stay in the outbox, readable from
+the event feed, until retention prunes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+
+import psycopg
+import structlog
+
+from wms.config import Settings
+from wms.events import kafka, metrics, outbox_sql
+from wms.events.intake import OrderIntake
+from wms.events.relay import Relay, admin_connect
+from wms.store.database import create_pool
+from wms.store.partitions import ensure_movement_partitions
+
+log = structlog.get_logger(__name__)
+PRUNE_BATCH = 5000
+PARTITIONS_EVERY_SECONDS = 3600.0
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or ``stop``); a relay shutdown re-sends at most one batch."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    admin_url = settings.migration_url
+    assert settings.database_url is not None
+    jobs = [chores(settings, admin_url, stop)]
+    pool = None
+    if settings.kafka_brokers:
+        relay = Relay(
+            admin_url=admin_url,
+            producer=kafka.producer(settings.kafka_brokers),
+            stop=stop,
+            shard_count=settings.event_shards,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.worker_poll_seconds,
+        )
+        pool = create_pool(
+            settings.database_url,
+            min_size=1,
+            max_size=4,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+            name="worker",
+        )
+        await pool.open(wait=False)
+        intake = OrderIntake(
+            consumer=kafka.consumer(settings.kafka_brokers),
+            producer=kafka.producer(settings.kafka_brokers),
+            pool=pool,
+            admin_url=admin_url,
+            region=settings.region,
+            stop=stop,
+            group=kafka.INTAKE_GROUP,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+        )
+        jobs += [relay.run(), intake.run()]
+    else:
+        log.info("worker_without_kafka", detail="KAFKA_BROKERS unset: events stay in the outbox")
+    log.info("worker_started", kafka=bool(settings.kafka_brokers))
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        stop.set()
+        if pool is not None:
+            await pool.close()
+        log.info("worker_stopped")
+
+
+async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> None:
+    """Backlog metrics every second, retention every minute, ledger partitions hourly."""
+    conn = None
+    pruned_at = partitions_at = 0.0
+    while not stop.is_set():
+        try:
+            if conn is None or conn.closed:
+                conn = await admin_connect(admin_url)
+            count, age = await outbox_sql.backlog(conn)
+            metrics.OUTBOX_BACKLOG.set(count)
+            metrics.OUTBOX_OLDEST_AGE.set(age)
+            now = time.monotonic()
+            if now - pruned_at >= settings.event_prune_interval_seconds:
+                pruned_at = now
+                while (
+                    removed := await outbox_sql.prune(
+                        conn, retention_hours=settings.event_retention_hours, limit=PRUNE_BATCH
+                    )
+                ) and not stop.is_set():
+                    metrics.PRUNED.inc(removed)
+                    if removed < PRUNE_BATCH:
+                        break
+            if now - partitions_at >= PARTITIONS_EVERY_SECONDS:
+                partitions_at = now
+                await asyncio.to_thread(ensure_movement_partitions, admin_url)
+        except psycopg.Error as exc:
+            log.warning("worker_chores_failed", error=str(exc).strip()[:200])
+            if conn is not None:
+                await conn.close()
+            conn = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+    if conn is not None:
+        await conn.close()

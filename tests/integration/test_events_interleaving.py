@@ -1,0 +1,117 @@
+"""A transaction committing its event after later ones is delivered, never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from tests.conftest import ApiClient, TenantKeys
+from tests.integration.kafka_fixtures import Broker
+from wms.events import kafka
+from wms.events.relay import Relay
+
+
+def relay_once(database_url: str, broker: Broker) -> int:
+    """One relay pass of every shard, as a worker makes it."""
+
+    async def _run() -> int:
+        relay = Relay(
+            admin_url=database_url,
+            producer=kafka.producer(broker.url),
+            stop=asyncio.Event(),
+            shard_count=4,
+        )
+        try:
+            await relay._connect()
+            await relay._rebalance()
+            return await relay.relay_once()
+        finally:
+            await relay.close()
+
+    return asyncio.run(_run())
+
+
+def open_long_transaction(database_url: str, tenant: TenantKeys) -> psycopg.Connection:
+    """A tenant transaction that writes an event now and commits when the test says."""
+    conn = psycopg.connect(database_url)
+    conn.execute("SET search_path = wms, public")
+    conn.execute("SELECT set_config('role', 'wms_app', true)")
+    conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant.tenant_id),))
+    conn.execute(
+        "INSERT INTO outbox (tenant_id, event_id, type, source, subject, aggregate, "
+        "aggregate_id, data) VALUES (%s, gen_random_uuid(), 'wms.warehouse.updated', "
+        "'/wms/local/LONG', 'warehouse/LONG', 'warehouse', 'LONG', %s)",
+        (tenant.tenant_id, Jsonb({"code": "LONG"})),
+    )
+    return conn
+
+
+def feed(api: ApiClient, cursor: str | None) -> tuple[list[str], str]:
+    response = api.get("/events", params={"cursor": cursor} if cursor else {})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["next_cursor"]
+    return [item["subject"] for item in body["items"]], body["next_cursor"]
+
+
+def test_a_late_commit_reaches_the_feed_and_kafka_after_the_later_ones(
+    api: ApiClient, tenant: TenantKeys, database_url: str, kafka_broker: Broker
+) -> None:
+    wh = {"name": "W", "timezone": "UTC"}
+    assert api.post("/warehouses", json={"code": "EARLY", **wh}).status_code == 201
+    long_tx = open_long_transaction(database_url, tenant)
+    try:
+        assert api.post("/warehouses", json={"code": "LATER", **wh}).status_code == 201
+        seen, cursor = feed(api, None)
+        assert seen == ["warehouse/EARLY"]  # LATER waits behind the open transaction
+        assert relay_once(database_url, kafka_broker) == 1
+        again, same = feed(api, cursor)
+        assert again == []
+        assert same == cursor  # nothing new: the same position
+        long_tx.commit()
+    finally:
+        long_tx.close()
+    rest, _ = feed(api, cursor)
+    assert rest == ["warehouse/LONG", "warehouse/LATER"]
+    assert relay_once(database_url, kafka_broker) == 2
+    records = kafka_broker.read("wms.events", at_least=3)
+    subjects = [r["value"]["subject"] for r in records]
+    assert sorted(subjects) == ["warehouse/EARLY", "warehouse/LATER", "warehouse/LONG"]
+    first = records[0]
+    assert first["headers"]["ce_id"] == first["value"]["id"]
+    assert first["headers"]["ce_type"] == first["value"]["type"]
+    assert first["key"] == f"{tenant.code}/warehouse/{first['value']['subject'].split('/')[1]}"
+    assert first["value"]["tenant"] == tenant.code
+    assert first["value"]["specversion"] == "1.0"
+
+
+def test_the_feed_answers_410_for_a_cursor_before_pruned_events(
+    api: ApiClient, database_url: str
+) -> None:
+    wh = {"name": "W", "timezone": "UTC"}
+    assert api.post("/warehouses", json={"code": "OLD1", **wh}).status_code == 201
+    _, start = feed(api, None)
+    assert api.post("/warehouses", json={"code": "OLD2", **wh}).status_code == 201
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE wms.outbox SET occurred_at = now() - interval '30 days'")
+
+    async def prune() -> int:
+        from wms.events import outbox_sql
+        from wms.events.relay import admin_connect
+
+        conn = await admin_connect(database_url)
+        try:
+            return await outbox_sql.prune(conn, retention_hours=168, limit=100)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(prune()) == 2
+    response = api.get("/events", params={"cursor": start})
+    assert response.status_code == 410
+    assert response.json()["type"].endswith("/cursor-expired")
+    fresh = api.get("/events")
+    assert fresh.status_code == 200
+    assert fresh.json()["items"] == []
+    assert fresh.json()["next_cursor"]

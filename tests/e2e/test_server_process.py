@@ -180,3 +180,39 @@ def test_serves_ready_with_a_read_only_root_filesystem_as_uid_1000(
     # bwrap does not forward signals; a container runtime signals the server itself.
     os.kill(server.child_pid(), signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
+
+
+def test_secrets_never_reach_the_logs(launch: Launch, database_url: str, tmp_path: Path) -> None:
+    """Passwords in URLs, the pepper, API keys and bearer tokens stay out of every log line."""
+    import urllib.error
+    import urllib.request
+
+    password = "Pw-" + "q7Zr9xK2"
+    pepper = "pepper-" + "x" * 40
+    with_password = database_url.replace("postgres@", f"postgres:{password}@", 1)
+    env = server_env(tmp_path, DATABASE_URL=with_password, WMS_API_KEY_PEPPER=pepper,
+                     LOG_LEVEL="DEBUG")  # fmt: skip
+    server = launch(env)
+    server.wait_ready()
+    from wms.domain.roles import Role
+    from wms.services import tenants
+    from wms.store.tenants import admin_connection
+
+    with admin_connection(database_url) as conn:
+        tenants.create_tenant(conn, "logs", "Logs")
+        key = tenants.create_api_key(conn, pepper.encode(), tenant_code="logs", role=Role.ADMIN)
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    for token in (key, key[:-4] + "AAAA", jwt_like):
+        request = urllib.request.Request(
+            f"{server.base_url}/api/v1/warehouses", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except urllib.error.HTTPError as exc:
+            exc.close()
+    assert server.stop() == 0
+    log = server.log()
+    assert '"route": "/api/v1/warehouses"' in log  # the requests were logged...
+    secret = key.split("_", 2)[2]
+    for leaked in (password, pepper, secret, jwt_like):
+        assert leaked not in log  # ...without any secret

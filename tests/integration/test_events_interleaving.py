@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -64,7 +65,13 @@ def test_a_late_commit_reaches_the_feed_and_kafka_after_the_later_ones(
     long_tx = open_long_transaction(database_url, tenant)
     try:
         assert api.post("/warehouses", json={"code": "LATER", **wh}).status_code == 201
+        # The snapshot xmin is cluster-wide: on a shared server another database's
+        # transaction may hold EARLY back for a moment, so wait for it (bounded).
+        deadline = time.monotonic() + 20
         seen, cursor = feed(api, None)
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.2)
+            seen, cursor = feed(api, None)
         assert seen == ["warehouse/EARLY"]  # LATER waits behind the open transaction
         assert relay_once(database_url, kafka_broker) == 1
         again, same = feed(api, cursor)
@@ -73,7 +80,11 @@ def test_a_late_commit_reaches_the_feed_and_kafka_after_the_later_ones(
         long_tx.commit()
     finally:
         long_tx.close()
+    deadline = time.monotonic() + 20
     rest, _ = feed(api, cursor)
+    while len(rest) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rest, _ = feed(api, cursor)
     assert rest == ["warehouse/LONG", "warehouse/LATER"]
     assert relay_once(database_url, kafka_broker) == 2
     records = kafka_broker.read("wms.events", at_least=3)

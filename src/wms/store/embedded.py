@@ -15,6 +15,7 @@ import fcntl
 import importlib.util
 import os
 import pwd
+import random
 import socket
 import stat
 import subprocess
@@ -59,14 +60,26 @@ def binaries_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+# Below Linux's ephemeral range (32768+), so outgoing connections' source ports do not
+# take a port between our choosing it and a server binding it.
+_PORT_RANGE = (20000, 32767)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now, never PostgreSQL's default 5432."""
-    while True:
+    for _ in range(100):
+        port = random.randint(*_PORT_RANGE)  # noqa: S311 - not a secret, just spread
+        if port in RESERVED_PORTS:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port = int(sock.getsockname()[1])
-        if port not in RESERVED_PORTS:
-            return port
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _pid_alive(pid: int) -> bool:

@@ -4,6 +4,10 @@
 transaction that also writes its audit rows, events and idempotency record, retries
 serialization failures and deadlocks a bounded number of times, and turns what is left
 into problem+json. Reads use ``read_transaction``.
+
+Observations a service queued with ``uow.observe`` are applied only after the commit;
+``wms_command_duration_seconds`` times each command (retries included) and
+``wms_db_transaction_duration_seconds`` each transaction (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +33,7 @@ from pydantic import BaseModel
 from wms.api.auth import Principal
 from wms.config import Settings
 from wms.domain.errors import ConflictError, DomainError, FieldError
+from wms.ops.metrics import COMMAND_DURATION, DB_TRANSACTION_DURATION
 from wms.ops.middleware import route_template
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache, idempotency
@@ -113,6 +118,21 @@ async def run_command(
     answer: Callable[[T], Answer],
 ) -> Response:
     """Run ``service`` as one idempotent, audited, retried transaction; answer with ``answer``."""
+    # The route template and method name the command: static, so the label stays bounded.
+    command = f"{request.method} {route_template(request.scope)}"
+    started = time.perf_counter()
+    try:
+        return await _attempts(request, principal, service, answer)
+    finally:
+        COMMAND_DURATION.labels(command).observe(time.perf_counter() - started)
+
+
+async def _attempts(
+    request: Request,
+    principal: Principal,
+    service: Callable[[UnitOfWork], Awaitable[T]],
+    answer: Callable[[T], Answer],
+) -> Response:
     settings: Settings = request.app.state.settings
     key = idempotency_key(request)
     print_ = await fingerprint(request) if key else b""
@@ -155,6 +175,9 @@ async def run_command(
                 await uow.flush()
                 if key is not None:
                     await idempotency.save(conn, principal.tenant_id, key, stored)
+            # Committed: only now do the command's metrics count. A failed or retried
+            # attempt never gets here, and its UnitOfWork (with its observations) is dropped.
+            uow.committed()
             return _to_response(stored, replayed=False)
         except _RETRYABLE as exc:
             log.info("command_retry", attempt=attempt, error=type(exc).__name__)
@@ -171,13 +194,35 @@ async def run_command(
 
 
 @asynccontextmanager
+async def _timed(
+    kind: str, transaction: AbstractAsyncContextManager[AsyncConnection]
+) -> AsyncIterator[AsyncConnection]:
+    """``transaction``, timed from the bound connection's hand-over to commit or rollback.
+
+    The wait for a pool connection is left out (the pool gauges show it); a transaction
+    that never began is not observed.
+    """
+    started: float | None = None
+    try:
+        async with transaction as conn:
+            started = time.perf_counter()
+            yield conn
+    finally:
+        if started is not None:
+            DB_TRANSACTION_DURATION.labels(kind).observe(time.perf_counter() - started)
+
+
+@asynccontextmanager
 async def _transaction(request: Request, principal: Principal) -> AsyncIterator[AsyncConnection]:
     settings: Settings = request.app.state.settings
-    async with tenant_transaction(
-        request.app.state.pool,
-        principal.tenant_id,
-        statement_timeout_ms=settings.statement_timeout_ms,
-        lock_timeout_ms=settings.lock_timeout_ms,
+    async with _timed(
+        "command",
+        tenant_transaction(
+            request.app.state.pool,
+            principal.tenant_id,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+        ),
     ) as conn:
         yield conn
 
@@ -188,12 +233,15 @@ async def read_transaction(
 ) -> AsyncIterator[AsyncConnection]:
     """A read-only transaction bound to the caller's tenant."""
     settings: Settings = request.app.state.settings
-    async with tenant_transaction(
-        request.app.state.pool,
-        principal.tenant_id,
-        statement_timeout_ms=settings.statement_timeout_ms,
-        lock_timeout_ms=settings.lock_timeout_ms,
-        read_only=True,
+    async with _timed(
+        "read",
+        tenant_transaction(
+            request.app.state.pool,
+            principal.tenant_id,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+            read_only=True,
+        ),
     ) as conn:
         with cache.bound_tenant(principal.tenant_id):
             yield conn
@@ -220,12 +268,15 @@ async def replica_transaction(
         return
     entered = False
     try:
-        async with tenant_transaction(
-            replica,
-            principal.tenant_id,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            lock_timeout_ms=settings.lock_timeout_ms,
-            read_only=True,
+        async with _timed(
+            "replica",
+            tenant_transaction(
+                replica,
+                principal.tenant_id,
+                statement_timeout_ms=settings.statement_timeout_ms,
+                lock_timeout_ms=settings.lock_timeout_ms,
+                read_only=True,
+            ),
         ) as conn:
             entered = True
             with cache.bound_tenant(principal.tenant_id):

@@ -205,6 +205,7 @@ class OrderIntake:
             )
             result = await create_order(uow, command)
             await uow.flush()
+        uow.committed()  # metrics count only now; a retried attempt had its own uow
         return result.created
 
     async def _tenant_id(self, code: str) -> int:

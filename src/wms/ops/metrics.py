@@ -1,4 +1,4 @@
-"""Prometheus metrics of the HTTP server and its database pool.
+"""Prometheus metrics of the HTTP server, its command pipeline and its database pool.
 
 One process per container (Kubernetes scales pods, not workers), so the default
 registry is exact: no multiprocess directory is needed. The metric names are the
@@ -35,6 +35,18 @@ HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
     "Time from request start to the last byte of the response, by route template.",
     ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+COMMAND_DURATION = Histogram(
+    "wms_command_duration_seconds",
+    "Time a command spends in the pipeline, retries included, by method and route template.",
+    ["command"],
+    buckets=LATENCY_BUCKETS,
+)
+DB_TRANSACTION_DURATION = Histogram(
+    "wms_db_transaction_duration_seconds",
+    "Time a transaction is held, from its bound connection to commit or rollback, by kind.",
+    ["kind"],
     buckets=LATENCY_BUCKETS,
 )
 

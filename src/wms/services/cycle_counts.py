@@ -22,6 +22,7 @@ from wms.domain.inventory import (
     stored_lot,
     variance_needs_recount,
 )
+from wms.ops import business_metrics
 from wms.services import inventory
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cycle_counts as store
@@ -179,6 +180,9 @@ async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
     uow.audit("cycle_count", count_id, "approved", after=data)
     uow.emit("wms.cycle_count.approved", "cycle_count", count_id, data,
              warehouse=count["warehouse"])  # fmt: skip
+    # Lines count at approval: each once, with its final (recounted) quantity.
+    uow.observe(business_metrics.count_lines_approved, uow.tenant_code, count["warehouse"],
+                matched=len(lines) - len(deltas), varied=len(deltas))  # fmt: skip
     return await view(uow.conn, count_id)
 
 

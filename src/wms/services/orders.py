@@ -33,6 +33,7 @@ from wms.domain.errors import (
 from wms.domain.inventory import stored_lot
 from wms.domain.products import to_base_quantity
 from wms.domain.settings import AllocationStrategy, BackorderPolicy
+from wms.ops import business_metrics
 from wms.services import replenishment
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import orders as store
@@ -114,6 +115,7 @@ async def create_order(uow: UnitOfWork, order: OrderIn) -> OrderResult:
     summary = {"number": order.number, "lines": len(new_lines), "warehouse": order.warehouse}
     uow.audit("order", order.number, "received", after=summary)
     uow.emit("wms.order.received", "order", order.number, summary, warehouse=order.warehouse)
+    uow.observe(business_metrics.order_received, uow.tenant_code, order.warehouse)
     settings = await settings_store.get(uow.conn, uow.tenant_id)
     head = await store.get_head(uow.conn, order.number, for_update=True)
     assert head is not None

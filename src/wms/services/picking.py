@@ -22,6 +22,7 @@ from wms.domain.inventory import BalanceKey, Delta, MovementKind, StockStatus, a
 from wms.domain.picking import Claim, charge_shortage, check_match, check_quantity
 from wms.domain.products import to_base_quantity
 from wms.domain.waves import PickTaskStatus, Share
+from wms.ops import business_metrics
 from wms.services import orders as order_service
 from wms.services import replenishment
 from wms.services.unit_of_work import UnitOfWork
@@ -124,6 +125,8 @@ async def _confirm(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str) -
               after={"status": status, **data})  # fmt: skip
     uow.emit("wms.inventory.picked", "inventory", f"{task['warehouse']}/{task['sku']}", data,
              warehouse=task["warehouse"])  # fmt: skip
+    uow.observe(business_metrics.pick_confirmed, uow.tenant_code, task["warehouse"],
+                short=result.shortage > 0)  # fmt: skip
     return result
 
 

@@ -34,6 +34,7 @@ from wms.domain.putaway import (
     matching_rule,
     suggest,
 )
+from wms.ops import business_metrics
 from wms.services import backorders, inventory
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import asns as asn_store
@@ -187,6 +188,9 @@ async def confirm(uow: UnitOfWork, task_id: int, location_code: str | None) -> d
               after={"status": "confirmed", **data})  # fmt: skip
     uow.emit("wms.inventory.putaway", "inventory", f"{task['warehouse']}/{task['sku']}", data,
              warehouse=task["warehouse"])  # fmt: skip
+    if view["dock_to_stock_seconds"] is not None:  # set by the confirmation just above
+        uow.observe(business_metrics.put_away, uow.tenant_code, task["warehouse"],
+                    float(view["dock_to_stock_seconds"]))  # fmt: skip
     return view
 
 

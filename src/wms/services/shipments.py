@@ -17,6 +17,7 @@ from wms.domain.errors import (
     UnknownReferenceError,
 )
 from wms.domain.inventory import BalanceKey, Delta, MovementKind, StockStatus, api_lot
+from wms.ops import business_metrics
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import inventory as stock_store
 from wms.store import orders as order_store
@@ -117,6 +118,11 @@ async def dispatch(uow: UnitOfWork, shipment_id: int) -> dict[str, Any]:
     for head in heads:
         await _shipped_event(uow, shipment, head, staged_by_order[head["id"]], packages)
     result = await view(uow.conn, shipment_id)
+    for head in heads:
+        # dispatched_at is this transaction's now(), the same instant as the order's
+        # shipped_at: the cycle time the KPI report computes from the table.
+        cycle = (result["dispatched_at"] - head["created_at"]).total_seconds()
+        uow.observe(business_metrics.order_shipped, uow.tenant_code, shipment["warehouse"], cycle)
     uow.audit("shipment", shipment_id, "dispatched", before={"status": "created"},
               after={"status": "dispatched", "orders": result["orders"]})  # fmt: skip
     uow.emit("wms.shipment.dispatched", "shipment", shipment_id,

@@ -3,17 +3,25 @@
 A service function receives a ``UnitOfWork``, changes state through ``uow.conn``, and
 records what it did with ``audit()`` and ``emit()``; the pipeline writes those rows in
 the same transaction before committing, so a change never exists without them.
+``observe()`` queues a metric update that the pipeline applies only after the commit,
+so a rolled-back or retried attempt (a new ``UnitOfWork``) never counts.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec
 
+import structlog
 from psycopg import AsyncConnection
 
 from wms.store import audit, outbox
+
+log = structlog.get_logger(__name__)
+P = ParamSpec("P")
 
 
 @dataclass
@@ -28,6 +36,7 @@ class UnitOfWork:
     region: str
     _audit: list[audit.AuditEntry] = field(default_factory=list)
     _events: list[outbox.OutboxEvent] = field(default_factory=list)
+    _observations: list[Callable[[], None]] = field(default_factory=list)
 
     def audit(
         self,
@@ -72,6 +81,20 @@ class UnitOfWork:
                 data=data,
             )
         )
+
+    def observe(self, record: Callable[P, None], /, *args: P.args, **kwargs: P.kwargs) -> None:
+        """Queue ``record(*args, **kwargs)`` (a metric update) to run once the work commits."""
+        # Arguments are bound now: a lambda in a loop would see only the last values.
+        self._observations.append(functools.partial(record, *args, **kwargs))
+
+    def committed(self) -> None:
+        """Apply the queued observations; call only after the transaction has committed."""
+        observations, self._observations = self._observations, []
+        for record in observations:
+            try:
+                record()
+            except Exception:  # a metric must never fail a command that has committed
+                log.exception("observation_failed")
 
     async def flush(self) -> None:
         """Write the queued audit rows and events (the pipeline calls this before commit)."""

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from tests.event_check import check_outbox
 from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
@@ -98,8 +99,12 @@ def template_database(postgres_server: PostgresServer) -> Iterator[str]:
 def database_url(postgres_server: PostgresServer, template_database: str) -> Iterator[str]:
     """URL of a fresh, fully migrated database of this test alone."""
     name = postgres_server.create_database(template=template_database)
-    yield postgres_server.url_for(name)
-    postgres_server.drop_database(name)
+    url = postgres_server.url_for(name)
+    yield url
+    try:
+        check_outbox(url)
+    finally:
+        postgres_server.drop_database(name)
 
 
 @pytest.fixture

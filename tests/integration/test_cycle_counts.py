@@ -13,6 +13,11 @@ from wms.domain.roles import Role
 
 @pytest.fixture
 def world(api: ApiClient, tenant: TenantKeys, database_url: str) -> StockWorld:
+    return stocked_world(api, tenant, database_url)
+
+
+def stocked_world(api: ApiClient, tenant: TenantKeys, database_url: str) -> StockWorld:
+    """``build_world`` with SKU-1 stocked at A-01 (10) and A-02 (5)."""
     world = build_world(api, tenant, database_url)
     for location, quantity in (("A-01", 10), ("A-02", 5)):
         response = api.post(

@@ -89,3 +89,47 @@ def test_without_redis_the_in_process_cache_is_invalidated_on_change(
     assert adjust(api) == 201
     assert api.patch("/warehouses/SP1/locations/A-01", json={"active": False}).status_code == 200
     assert adjust(api) == 409  # the inactive location, not a stale cached copy
+
+
+def receive_by_barcode(api: ApiClient, asn: int, barcode: str) -> tuple[int, str | None]:
+    response = api.post(
+        f"/asns/{asn}/receipts",
+        json={"location": "DOCK-1", "barcode": barcode, "quantity": 1, "condition": "good"},
+    )
+    lines = response.json().get("lines") if response.status_code == 201 else None
+    return response.status_code, lines[0]["sku"] if lines else None
+
+
+def test_barcode_lookups_are_cached_per_tenant_and_follow_a_barcode_that_moves(
+    redis_client_app: TestClient, make_tenant: Callable[[], TenantKeys]
+) -> None:
+    apis = [ApiClient(redis_client_app, make_tenant().keys[Role.ADMIN]) for _ in range(2)]
+    asns = []
+    for api, owner in zip(apis, ("SKU-1", "SKU-2"), strict=True):
+        for path, body in [
+            ("/warehouses", {"code": "SP1", "name": "S", "timezone": "UTC"}),
+            ("/warehouses/SP1/locations", {"code": "DOCK-1", "type": "dock"}),
+            ("/products", {"sku": "SKU-1", "description": "W"}),
+            ("/products", {"sku": "SKU-2", "description": "B"}),
+            ("/products/" + owner, {"barcodes": ["7890000000001"]}),
+            ("/asns", {"reference": "PO-1", "warehouse": "SP1", "supplier": "S",
+                       "lines": [{"sku": "SKU-1", "quantity": 50},
+                                 {"sku": "SKU-2", "quantity": 50}]}),
+        ]:  # fmt: skip
+            response = api.patch(path, json=body) if body.keys() == {"barcodes"} else None
+            response = response or api.post(path, json=body)
+            assert response.status_code < 300, response.text
+        asns.append(response.json()["id"])
+    hits = sample("wms_cache_hits_total", kind="barcode")
+    for _ in range(3):  # one barcode, two tenants, two owners: never crossed
+        assert receive_by_barcode(apis[0], asns[0], "7890000000001") == (201, "SKU-1")
+        assert receive_by_barcode(apis[1], asns[1], "7890000000001") == (201, "SKU-2")
+    assert sample("wms_cache_hits_total", kind="barcode") >= hits + 4
+
+    # The barcode leaves SKU-1 and goes to SKU-2 of the first tenant: the cache follows.
+    assert apis[0].patch("/products/SKU-1", json={"barcodes": []}).status_code == 200
+    assert receive_by_barcode(apis[0], asns[0], "7890000000001") == (422, None)
+    moved = apis[0].patch("/products/SKU-2", json={"barcodes": ["7890000000001"]})
+    assert moved.status_code == 200, moved.text
+    assert receive_by_barcode(apis[0], asns[0], "7890000000001") == (201, "SKU-2")
+    assert receive_by_barcode(apis[1], asns[1], "7890000000001") == (201, "SKU-2")

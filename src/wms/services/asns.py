@@ -232,12 +232,12 @@ async def _scanned_product(
     if scan.barcode is None:
         assert scan.sku is not None  # the schema asks for sku or barcode
         return await inventory.product(uow, scan.sku, f"{at}/sku"), scan.uom
-    owner = await store.barcode_owner(uow.conn, scan.barcode)
+    owner = await stock_store.barcode_owner(uow.conn, scan.barcode)
     if owner is None:
         raise UnknownReferenceError(
             f"{at}/barcode", f"no product or unit has barcode {scan.barcode}"
         )
-    sku, unit = owner
+    sku, unit = owner.sku, owner.uom
     if scan.sku is not None and scan.sku != sku:
         raise FieldError(f"{at}/sku", f"barcode {scan.barcode} is product {sku}, not {scan.sku}")
     if unit is not None and scan.uom is not None and scan.uom != unit:

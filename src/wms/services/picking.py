@@ -142,11 +142,11 @@ async def _check_scan(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str
     else:
         code = scan.barcode if scan.barcode is not None else scan.sku
         assert code is not None
-        owner = await store.barcode_owner(uow.conn, code)
+        owner = await stock_store.barcode_owner(uow.conn, code)
         if owner is None and scan.barcode is not None:
             raise UnknownReferenceError(f"{at}/barcode", f"no product or unit has barcode {code}")
         if owner is not None:
-            product_id, barcode_uom = owner
+            product_id, barcode_uom = owner.product_id, owner.uom
             if barcode_uom is not None:
                 if uom is not None and uom != barcode_uom:
                     raise FieldError(f"{at}/uom", f"barcode {code} is unit {barcode_uom}")

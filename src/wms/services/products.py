@@ -68,11 +68,14 @@ class _Plan:
 
     creates: list[Product] = field(default_factory=list)
     updates: list[tuple[int, Product, Rewrite]] = field(default_factory=list)
+    # Barcodes whose owner may change: their cached lookups are dropped by ``_write``.
+    barcodes: set[str] = field(default_factory=set)
 
     def add(self, product_id: int | None, current: Product, product: Product) -> bool:
         """Plan ``product`` (now ``current``; no id = new); False when nothing changes."""
         if product_id is None:
             self.creates.append(product)
+            self.barcodes.update(code for code, _ in product.barcode_claims())
             return True
         if product == current:
             return False  # the common re-import: lists given in the stored order
@@ -82,6 +85,9 @@ class _Plan:
         # A list given but equal to the stored one is left alone (no barcode churn).
         lists = Rewrite(before.barcodes != after.barcodes, before.uoms != after.uoms)
         self.updates.append((product_id, product, lists))
+        if lists.barcodes or lists.uoms:
+            for side in (current, product):
+                self.barcodes.update(code for code, _ in side.barcode_claims())
         return True
 
 
@@ -216,6 +222,7 @@ async def _write(uow: UnitOfWork, plan: _Plan) -> None:
         barcodes=[(pid, p.barcodes) for pid, p, lists in written if lists.barcodes],
         uoms=[(pid, p.uoms) for pid, p, lists in written if lists.uoms],
     )
+    await cache.invalidate_many("barcode", [(code,) for code in sorted(plan.barcodes)])
 
 
 async def _get(uow: UnitOfWork, sku: str) -> dict[str, Any]:

@@ -156,18 +156,6 @@ async def set_status(
     )
 
 
-async def barcode_owner(conn: AsyncConnection, barcode: str) -> tuple[str, str | None] | None:
-    """(SKU, unit code or None) of the product or unit that ``barcode`` names."""
-    cursor = await conn.execute(
-        "SELECT p.sku, b.uom_code FROM barcodes b "
-        "JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id "
-        "WHERE b.barcode = %s",
-        (barcode,),
-    )
-    row = await cursor.fetchone()
-    return (str(row[0]), row[1]) if row else None
-
-
 async def product_attributes(
     conn: AsyncConnection, product_ids: Sequence[int]
 ) -> dict[int, dict[str, Any]]:

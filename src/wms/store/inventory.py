@@ -72,6 +72,32 @@ async def product_by_sku(conn: AsyncConnection, sku: str) -> StockProduct | None
     return StockProduct(row[0], row[1], row[2], row[3], factors)
 
 
+@dataclass(frozen=True)
+class BarcodeOwner:
+    """The product (and unit, None for the base unit) a barcode names."""
+
+    product_id: int
+    sku: str
+    uom: str | None
+
+
+async def barcode_owner(conn: AsyncConnection, barcode: str) -> BarcodeOwner | None:
+    """Who ``barcode`` belongs to; cached per tenant (products invalidate on change)."""
+
+    async def load() -> list[Any] | None:
+        cursor = await conn.execute(
+            "SELECT p.id, p.sku, b.uom_code FROM barcodes b "
+            "JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id "
+            "WHERE b.barcode = %s",
+            (barcode,),
+        )
+        row = await cursor.fetchone()
+        return list(row) if row else None
+
+    row = await cache.lookup("barcode", (barcode,), load)
+    return BarcodeOwner(int(row[0]), str(row[1]), row[2]) if row else None
+
+
 async def location_by_code(
     conn: AsyncConnection, warehouse_id: int, code: str
 ) -> StockLocation | None:

@@ -239,15 +239,6 @@ async def tasks(
     return await cursor.fetchall()
 
 
-async def barcode_owner(conn: AsyncConnection, barcode: str) -> tuple[int, str | None] | None:
-    """The product and unit (None: the base unit) a barcode names."""
-    cursor = await conn.execute(
-        "SELECT product_id, uom_code FROM barcodes WHERE barcode = %s", (barcode,)
-    )
-    row = await cursor.fetchone()
-    return (int(row[0]), row[1]) if row else None
-
-
 async def open_count_of(conn: AsyncConnection, location_id: int) -> int | None:
     """An open cycle count already covering the location."""
     cursor = await conn.execute(

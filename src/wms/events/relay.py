@@ -94,6 +94,9 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch of the held shards; return how many events Kafka acknowledged."""
         assert self._conn is not None
+        await self.confirm_lease()
+        if not self.shards:
+            return 0
         rows = await outbox_sql.unpublished(
             self._conn,
             shards=sorted(self.shards),
@@ -106,6 +109,31 @@ class Relay:
         if delivered:
             await outbox_sql.mark_published(self._conn, [(r.tenant_id, r.id) for r in delivered])
         return len(delivered)
+
+    async def confirm_lease(self) -> None:
+        """Drop the shards whose lock the lease session no longer holds, before each batch.
+
+        The locks live in the lease session, the reads in another: if the lease session
+        was ended (an idle-session timeout, ``pg_terminate_backend``, a proxy restart),
+        another worker may already own the shards. A dead lease session raises here
+        (OperationalError → reconnect); a lock lost any other way is given up. What this
+        cannot fence is a batch already handed to the producer when the lease ends: it
+        may be sent twice, the later copy after newer events (consumers de-duplicate by
+        ``id``; Kafka transactions would be the full fence).
+        """
+        assert self._lease is not None
+        cursor = await self._lease.execute(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid = pg_backend_pid() AND classid = %s::oid AND objsubid = 2 "
+            "AND mode = 'ExclusiveLock' AND granted",
+            (LOCK_CLASS,),
+        )
+        held = {int(row[0]) for row in await cursor.fetchall()}
+        lost = self.shards - held
+        if lost:
+            log.warning("relay_shards_lost", shards=sorted(lost))
+            self.shards -= lost
+            metrics.SHARDS_HELD.set(len(self.shards))
 
     async def _deliver(self, rows: list[EventRow]) -> list[EventRow]:
         """Produce ``rows`` in order and wait for every acknowledgement."""

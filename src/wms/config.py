@@ -112,6 +112,20 @@ class Settings(BaseSettings):
     embedded_max_connections: int = Field(
         300, ge=20, le=5000, validation_alias=_env("WMS_EMBEDDED_MAX_CONNECTIONS")
     )
+    # Tracing (OpenTelemetry's own variable names): off unless an OTLP/HTTP endpoint is set.
+    otel_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    otel_service_name: str | None = Field(
+        None, min_length=1, validation_alias=_env("OTEL_SERVICE_NAME")
+    )
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (OTLP over HTTP)")
+        return value
 
     @field_validator("database_url", "database_admin_url", "database_replica_url")
     @classmethod

@@ -56,6 +56,14 @@ class Broker:
     def thaw(self) -> None:
         self.process.send_signal(signal.SIGCONT)
 
+    def produce_with_headers(
+        self, topic: str, *, key: bytes, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send one record with headers and wait for its acknowledgement."""
+        producer = Producer({"bootstrap.servers": self.url, "enable.idempotence": True})
+        producer.produce(topic, key=key, value=value, headers=headers)
+        assert producer.flush(30) == 0
+
     def produce(self, topic: str, records: list[tuple[bytes, bytes]]) -> None:
         """Send ``(key, value)`` records and wait for every acknowledgement."""
         producer = Producer({"bootstrap.servers": self.url, "enable.idempotence": True})

@@ -25,6 +25,7 @@ from confluent_kafka import (
     Message,
     Producer,
 )
+from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
@@ -39,6 +40,7 @@ from wms.events.cloudevents import (
     parse,
 )
 from wms.events.relay import admin_connect
+from wms.ops.tracing import context_from_kafka, tracer
 from wms.services.orders import OrderIn, create_order
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache
@@ -158,6 +160,18 @@ class OrderIntake:
 
     async def handle(self, msg: Message) -> str | None:
         """Create the order or dead-letter the message; the outcome, None if interrupted."""
+        with tracer().start_as_current_span(
+            f"{INBOUND_TOPIC} process",
+            context=context_from_kafka(msg.headers()),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": INBOUND_TOPIC,
+                        "messaging.kafka.offset": msg.offset() or 0},
+        ) as span:  # fmt: skip
+            outcome = await self._handle(msg)
+            span.set_attribute("wms.intake.outcome", outcome or "interrupted")
+            return outcome
+
+    async def _handle(self, msg: Message) -> str | None:
         letter: DeadLetter | None
         try:
             event = parse(msg.value(), expected_type=ORDER_CREATE_REQUESTED)

@@ -19,10 +19,12 @@ from typing import Any
 import psycopg
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 
 from wms.events import metrics, outbox_sql
 from wms.events.cloudevents import EVENTS_TOPIC, EventRow, to_record
+from wms.ops.tracing import kafka_trace_headers, mark_error, tracer
 from wms.store.roles import ADMIN, SCHEMA
 
 log = structlog.get_logger(__name__)
@@ -105,7 +107,15 @@ class Relay:
         )
         if not rows:
             return 0
-        delivered = await self._deliver(rows)
+        with tracer().start_as_current_span(
+            f"{EVENTS_TOPIC} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": EVENTS_TOPIC,
+                        "messaging.batch.message_count": len(rows)},
+        ) as span:  # fmt: skip
+            delivered = await self._deliver(rows)
+            if len(delivered) < len(rows):
+                mark_error(span, f"{len(rows) - len(delivered)} event(s) not acknowledged")
         if delivered:
             await outbox_sql.mark_published(self._conn, [(r.tenant_id, r.id) for r in delivered])
         return len(delivered)
@@ -145,6 +155,7 @@ class Relay:
 
             return callback
 
+        trace_headers = kafka_trace_headers()  # consumers continue the publish span's trace
         for index, row in enumerate(rows):
             record = to_record(row)
             while True:
@@ -153,7 +164,7 @@ class Relay:
                         EVENTS_TOPIC,
                         key=record.key,
                         value=record.value,
-                        headers=record.headers,
+                        headers=[*record.headers, *trace_headers],
                         on_delivery=on_delivery(index),
                     )
                     break

@@ -18,6 +18,7 @@ from wms.config import Settings
 from wms.events import kafka, metrics, outbox_sql
 from wms.events.intake import OrderIntake
 from wms.events.relay import Relay, admin_connect
+from wms.ops.tracing import configure_tracing
 from wms.store.database import create_pool
 from wms.store.partitions import ensure_movement_partitions
 
@@ -29,6 +30,7 @@ PARTITIONS_EVERY_SECONDS = 3600.0
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); a relay shutdown re-sends at most one batch."""
     stop = stop or asyncio.Event()
+    configure_tracing(settings.otel_service_name or "wms-worker", settings.otel_endpoint)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from wms.ops.tracing import add_trace_ids
+
 
 class _CurrentStdout:
     """Writes to whatever ``sys.stdout`` is now (tests and daemons may replace it)."""
@@ -22,6 +24,7 @@ def configure_logging(level: str) -> None:
     """Send every log record to stdout as one JSON object per line at ``level``."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

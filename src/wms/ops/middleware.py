@@ -7,12 +7,14 @@ import time
 import uuid
 
 import structlog
+from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wms.api.problems import problem_response
 from wms.ops.metrics import HTTP_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE
+from wms.ops.tracing import context_from_http, mark_error, tracer
 
 log = structlog.get_logger("wms.http")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -79,23 +81,35 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = route_template(scope)
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(elapsed)
-            log.info(
-                "request",
-                method=method,
-                path=scope["path"],
-                route=route,
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
+        method = scope["method"]
+        # Named by the route template once routing has run; the raw path until then.
+        with tracer().start_as_current_span(
+            f"{method} {scope['path']}",
+            context=context_from_http(scope.get("headers", [])),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "wms.request_id": request_id},
+        ) as span:
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                route = route_template(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    mark_error(span, f"HTTP {status}")
+                HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                HTTP_DURATION.labels(method, route).observe(elapsed)
+                log.info(
+                    "request",
+                    method=method,
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+                structlog.contextvars.unbind_contextvars("request_id")
 
 
 class BodyLimitMiddleware:

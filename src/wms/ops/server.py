@@ -22,6 +22,7 @@ from wms.app import create_app
 from wms.config import Settings
 from wms.ops.health import DrainState
 from wms.ops.metrics import start_metrics_server
+from wms.ops.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +67,7 @@ class DrainingServer(uvicorn.Server):
 
 def run_server(settings: Settings) -> bool:
     """Serve until shut down; return False when the server failed to start."""
+    configure_tracing(settings.otel_service_name or "wms-server", settings.otel_endpoint)
     drain = DrainState()
     app = create_app(settings, drain=drain)
     config = uvicorn.Config(

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from wms.ops.tracing import database_span
 from wms.store.roles import APP
 
 _BIND = (
@@ -27,15 +28,17 @@ async def tenant_transaction(
     read_only: bool = False,
 ) -> AsyncIterator[AsyncConnection]:
     """One transaction as ``wms_app`` with ``app.tenant_id`` set; commits unless it raises."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            _BIND,
-            {
-                "role": APP,
-                "tenant": str(tenant_id),
-                "st": str(statement_timeout_ms),
-                "lt": str(lock_timeout_ms),
-                "ro": "on" if read_only else "off",
-            },
-        )
-        yield conn
+    with database_span("db.transaction", read_only=read_only) as span:
+        span.set_attribute("wms.tenant_id", tenant_id)
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                _BIND,
+                {
+                    "role": APP,
+                    "tenant": str(tenant_id),
+                    "st": str(statement_timeout_ms),
+                    "lt": str(lock_timeout_ms),
+                    "ro": "on" if read_only else "off",
+                },
+            )
+            yield conn

@@ -13,7 +13,7 @@ PYTEST = d=$$(mktemp -d /tmp/wms-pytest-XXXXXX); $(BIN)/pytest --basetemp=$$d
 PYTEST_END = ; rc=$$?; rm -rf $$d; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-pg15 test-deploy lint format lock clean
+.PHONY: help install run test test-unit test-integration test-pg15 test-deploy drills fuzz scan scan-code scan-deps bench lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,14 +42,38 @@ test-pg15: install ## The database tests against the machine's PostgreSQL 15 (WM
 test-deploy: install ## Deployment checks: hadolint, helm, compose, terraform, workflow, scripts
 	$(PYTEST) -q -s tests/deploy $(PYTEST_END)
 
+drills: install ## Failover and PITR drills at full length; print RPO, RTO and outage figures
+	$(BIN)/python -m drills.failover
+	$(BIN)/python -m drills.pitr
+
+fuzz: install ## Contract fuzzing: schemathesis against a live server; prints the summary
+	$(PYTEST) -s -p no:cacheprovider tests/fuzz $(PYTEST_END)
+
+scan: scan-code scan-deps ## Security checks: bandit on src and pip-audit of requirements.lock
+
+scan-code: install ## bandit on src (policy and exceptions in pyproject.toml [tool.bandit])
+	$(BIN)/bandit -c pyproject.toml -r src -q
+
+# --strict: a dependency pip-audit could not look up fails the scan instead of passing it
+# silently (PyPI's per-version JSON, which carries the vulnerability data, must answer).
+scan-deps: install ## pip-audit of requirements.lock (needs PyPI's vulnerability API)
+	$(BIN)/pip-audit --strict --disable-pip --require-hashes -r requirements.lock \
+		--progress-spinner off $$(awk '!/^#/ && NF {print "--ignore-vuln", $$1}' \
+		security/pip-audit-exceptions.txt) \
+	|| { echo "make scan-deps: FAILED: a vulnerability, or a dependency pip-audit could not" \
+		"audit (is https://pypi.org/pypi/<name>/<version>/json reachable?)" >&2; exit 1; }
+
+bench: install ## Benchmarks against same-run ceilings (~15 min; BENCH_QUICK=1: ~2 min); writes bench/RESULTS.md
+	$(BIN)/python -m bench.run
+
 lint: install ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench drills
+	$(BIN)/ruff format --check src tests bench drills
 	$(BIN)/mypy
 
 format: install ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench drills
+	$(BIN)/ruff format src tests bench drills
 
 lock: ## Re-resolve requirements.lock from pyproject.toml
 	$(UV) pip compile --quiet --python-version 3.11 --extra test --generate-hashes \

@@ -21,6 +21,8 @@ import psycopg
 
 from wms.events.schemas import registry
 
+TEST_TYPES = "wms.test."
+
 
 def _closed(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with ``additionalProperties: false`` on every object that lists properties."""
@@ -58,6 +60,8 @@ def check_outbox(database_url: str) -> None:
             for event_type, data in rows:
                 out.write(json.dumps({"type": event_type, "data": data}) + "\n")
     for event_type, data in rows:
+        if event_type.startswith(TEST_TYPES):
+            continue  # rows a relay test wrote itself, not a service's event
         assert event_type in registry(), f"event type {event_type} is not in schemas.json"
         error = jsonschema.exceptions.best_match(_validator(event_type).iter_errors(data))
         assert error is None, f"{event_type} breaks its schema: {error.message} in {data}"

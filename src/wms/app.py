@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from psycopg import AsyncConnection
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from wms import __version__
@@ -26,6 +25,7 @@ from wms.api.pagination import CursorCodec
 from wms.api.permissions import API_PREFIX, roles_text
 from wms.api.problems import install_problem_handlers, problems_description
 from wms.api.ratelimit import Buckets, Limit, LocalBuckets, RateLimiter, RedisBuckets
+from wms.api.routing import install_openapi
 from wms.config import Settings
 from wms.ops import health
 from wms.ops.health import DrainState
@@ -34,6 +34,7 @@ from wms.ops.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from wms.ops.secrets import api_key_pepper
 from wms.store import cache
 from wms.store.database import create_pool
+from wms.store.failover import StandbyAwarePool
 
 DOCS_ASSETS = "/docs/assets"
 # Benchmarks raise the limit for a run; the log says so.
@@ -50,7 +51,8 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = create_pool(
+        # Writes follow the primary across a failover; reads go on from a standby.
+        pool = StandbyAwarePool(
             database_url,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
@@ -97,6 +99,10 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # Our middleware makes the server span (route template, request id, the log
+        # line's trace id) and Prometheus has the metrics: FastAPI's built-in telemetry
+        # would add a second server span and OTel metrics nobody reads.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.drain = drain or DrainState()
@@ -104,6 +110,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     for router in routes.discover_routers():
         _describe_roles(router)
@@ -147,12 +154,13 @@ def replica_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection] | N
     if settings.database_replica_url is None:
         return None
     pool = create_pool(
-        make_conninfo(settings.database_replica_url, target_session_attrs="prefer-standby"),
+        settings.database_replica_url,
         min_size=0,
         max_size=settings.db_pool_max,
         statement_timeout_ms=settings.statement_timeout_ms,
         lock_timeout_ms=settings.lock_timeout_ms,
         name="replica",
+        target_session_attrs="prefer-standby",
     )
     pool.timeout = 2.0  # an unreachable replica falls back to the primary quickly
     return pool

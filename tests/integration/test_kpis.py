@@ -52,8 +52,8 @@ def test_kpis_count_per_local_hour_and_measure_dock_to_stock(
     body = kpis.json()
     assert body["timezone"] == "America/Sao_Paulo"
     assert body["orders_received_per_hour"] == [
-        {"hour": "2026-11-20T09:00:00", "count": 2},
-        {"hour": "2026-11-20T11:00:00", "count": 1},
+        {"hour": "2026-11-20T09:00:00-03:00", "count": 2},  # local hour, with its offset
+        {"hour": "2026-11-20T11:00:00-03:00", "count": 1},
     ]
     today = api.get("/reports/kpis", params={"warehouse": "SP1"}).json()
     assert sum(h["count"] for h in today["lines_put_away_per_hour"]) == 1

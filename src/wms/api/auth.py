@@ -103,7 +103,9 @@ class ApiKeyAuthenticator:
                 (key_id,),
             )
             row = await cursor.fetchone()
-            if row is not None and touch:
+            # A standby refuses writes; last_used_at is a hint, so it waits for a primary.
+            standby = conn.info.parameter_status("in_hot_standby") == "on"
+            if row is not None and touch and not standby:
                 await conn.execute("SELECT api_key_touch(%s)", (key_id,))
                 self._touched[key_id] = now
         record = None

@@ -8,6 +8,7 @@ domain errors, and unexpected failures (500, without internals).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,11 @@ from fastapi.responses import Response
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
 
 from wms.domain.errors import DomainError, FieldError
+from wms.store.database import DatabaseReadOnlyError
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +74,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("rate-limited", 429, "Too many requests"),
         ProblemType("internal-error", 500, "Internal error"),
         ProblemType("service-unavailable", 503, "Temporarily unavailable"),
+        ProblemType("database-read-only", 503, "The database is a standby; writes are refused"),
     ]
 }
 
@@ -142,6 +147,24 @@ def problems_description() -> str:
     )
 
 
+def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
+    """Every method some route of ``routes`` serves at the request's path.
+
+    Starlette's 405 names only the first route matching the path, but one path often has
+    a route per method (``GET`` and ``POST /asns``): ``Allow`` must list them all.
+    """
+    methods: set[str] = set()
+    for route in routes:
+        if route.matches(scope)[0] is Match.NONE:
+            continue
+        inner = getattr(route, "original_router", None)  # an included router's wrapper
+        if inner is not None:
+            methods |= allowed_methods(inner.routes, scope)
+        else:
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error of ``app`` through the problem types above."""
 
@@ -153,7 +176,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = str(exc.detail) if exc.detail else PROBLEM_TYPES[slug].title
         if exc.status_code == 404 and exc.detail == "Not Found":
             detail = f"no route or resource at {request.url.path}"
-        return problem_response(slug, detail, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            methods = allowed_methods(request.app.routes, request.scope)
+            headers["Allow"] = ", ".join(sorted(methods)) or headers.get("Allow", "")
+        return problem_response(slug, detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -202,6 +229,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.warning("database_unavailable", error=type(exc).__name__)
         return problem_response(
             "service-unavailable", "the database is unavailable", headers={"Retry-After": "5"}
+        )
+
+    @app.exception_handler(DatabaseReadOnlyError)
+    @app.exception_handler(psycopg.errors.ReadOnlySqlTransaction)
+    async def read_only(request: Request, exc: Exception) -> Response:
+        # Failover in progress or a standby-only URL: reads work, writes come back later.
+        log.warning("database_read_only", route=request.url.path)
+        return problem_response(
+            "database-read-only",
+            "the database is a standby (failover in progress?); nothing was changed",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(PoolTimeout)

@@ -1,24 +1,152 @@
-"""The router every ``/api/v1`` resource module starts from."""
+"""The router every ``/api/v1`` resource module starts from, and its OpenAPI plumbing.
+
+Each operation documents the errors it can answer (problem+json, by method), the
+headers of a creation and of a refusal, and OpenAPI links to the operations that take
+what it returns (``links``), so clients and the contract fuzzer can follow them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 
 from wms.api.auth import authorize
 from wms.api.permissions import API_PREFIX
 from wms.api.problems import Problem
 from wms.domain.errors import DomainError
 
-# Errors are served as application/problem+json only; the schema is named there.
-ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {
-        "model": Problem,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
-    }
-    for status in (400, 401, 403, 404, 409, 415, 422, 429, 503)
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_INTEGER = {"type": "integer", "minimum": 0}
+_RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": _INTEGER}
+_ERRORS: dict[int, str] = {
+    400: "The body is not valid JSON (`malformed-json`)",
+    401: "Missing or invalid credentials (`unauthorized`)",
+    403: "The credential's role may not do this (`forbidden`)",
+    404: "No such object, or another tenant's (`not-found`)",
+    409: "Conflicts with the current state (`conflict`, `invalid-state`, `insufficient-stock`, …)",
+    413: "The body is larger than `WMS_MAX_BODY_BYTES` (`payload-too-large`)",
+    415: "The body is not JSON (`unsupported-media-type`)",
+    422: "Invalid request: `errors` lists each field as a JSON Pointer or a parameter name",
+    429: "Rate limited (`rate-limited`); retry after `Retry-After` seconds",
+    503: "Temporarily unavailable (`service-unavailable`); retry after `Retry-After` seconds",
 }
+_READ_ERRORS = (401, 403, 404, 422, 429, 503)
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+_HEADERS: dict[int, dict[str, Any]] = {
+    429: {
+        "Retry-After": {**_RETRY_AFTER, "required": True},
+        "RateLimit-Limit": {"description": "Bucket size", "schema": _INTEGER, "required": True},
+        "RateLimit-Remaining": {"description": "Tokens left", "schema": _INTEGER, "required": True},
+        "RateLimit-Reset": {
+            "description": "Seconds to a token",
+            "schema": _INTEGER,
+            "required": True,
+        },
+    },
+    503: {"Retry-After": _RETRY_AFTER},
+}
+LOCATION_HEADER = {
+    "Location": {
+        "description": "Path of the created resource",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+}
+
+
+def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    """The OpenAPI response of an error: problem+json, with its headers."""
+    response: dict[str, Any] = {
+        "model": Problem,
+        "description": description or _ERRORS[status],
+        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+    }
+    if status in _HEADERS:
+        response["headers"] = _HEADERS[status]
+    return response
+
+
+# Every error status any route may answer (kept for modules that document one more).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: problem_response(status) for status in _ERRORS
+}
+
+
+def link(operation: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to ``"METHOD /path"`` (under ``/api/v1``) with its parameters.
+
+    Values are runtime expressions such as ``$response.body#/number``.
+    """
+    method, path = operation.split(" ", 1)
+    pointer = (API_PREFIX + path).replace("~", "~0").replace("/", "~1")
+    return {
+        "operationRef": f"#/paths/{pointer}/{method.lower()}",
+        "description": description,
+        "parameters": parameters,
+    }
+
+
+def links(status: int, **named: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route whose ``status`` answer links to other operations."""
+    return {status: {"links": named}}
+
+
+class ApiRoute(APIRoute):
+    """A route documenting exactly the errors its method can answer, and ``Location``."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: set[str] | list[str] | None = None,
+        status_code: int | None = None,
+        responses: dict[int | str, dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        verbs = {method.upper() for method in methods or ("GET",)}
+        statuses = _READ_ERRORS if verbs <= {"GET", "HEAD"} else _WRITE_ERRORS
+        combined: dict[int | str, dict[str, Any]] = {
+            status: problem_response(status) for status in statuses
+        }
+        for status, extra in (responses or {}).items():
+            combined[status] = {**combined.get(status, {}), **extra}
+        if status_code == 201:
+            combined[201] = {"headers": LOCATION_HEADER, **combined.get(201, {})}
+        super().__init__(
+            path,
+            endpoint,
+            methods=methods,
+            status_code=status_code,
+            responses=combined,
+            **kwargs,
+        )
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve an OpenAPI document whose errors are ``application/problem+json`` only.
+
+    FastAPI also lists a ``model`` response under the route's own media type; errors are
+    never sent as plain ``application/json``, so that entry is dropped.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[0] in "45" and "application/problem+json" in content:
+                            content.pop("application/json", None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -60,5 +188,5 @@ def api_router(tag: str) -> APIRouter:
         prefix=API_PREFIX,
         tags=[tag],
         dependencies=[Depends(authorize), Depends(require_json_body)],
-        responses=ERROR_RESPONSES,
+        route_class=ApiRoute,
     )

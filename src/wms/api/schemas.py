@@ -1,14 +1,45 @@
-"""Shared pieces of request and response schemas."""
+"""Shared pieces of request and response schemas, and the typed path parameters."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"
+ORDER_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"
+# Free text may hold any character but NUL (PostgreSQL refuses it in text) and the other
+# control characters; tab and line breaks stay allowed (a description may span lines).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+MAX_ID = 2**63 - 1  # ids are int64 (API.md)
+
+Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=TEXT_PATTERN),
+]
+
+
+def text(max_length: int, *, min_length: int = 0) -> Any:
+    """Constraints of a free-text field: its length, and no control characters."""
+    return Field(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN)
+
+
+def text_query(max_length: int, description: str | None = None) -> Any:
+    """A free-text query filter (no control characters, bounded length)."""
+    return Query(max_length=max_length, pattern=TEXT_PATTERN, description=description)
+
+
+# Path parameters: an object's business code or int64 id. A value that can never name
+# an object (wrong shape) is a 422 validation error before any lookup.
+CodePath = Annotated[str, Path(pattern=CODE_PATTERN, examples=["SP1"])]
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
+OrderNumberPath = Annotated[str, Path(pattern=ORDER_NUMBER_PATTERN, examples=["SO-1001"])]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 class RequestModel(BaseModel):
@@ -21,3 +52,8 @@ class ResponseModel(BaseModel):
     """A response body."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """The config of a request model with ``values`` as its OpenAPI examples (API.md's)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(values)})

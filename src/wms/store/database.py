@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import psycopg
 from psycopg import AsyncConnection, sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from wms.store.migrations import HISTORY_TABLE, SCHEMA, highest_version
@@ -45,16 +46,30 @@ def wait_for_database(url: str, timeout_seconds: float) -> None:
             time.sleep(0.5)
 
 
-def create_pool(
-    url: str,
-    *,
-    min_size: int,
-    max_size: int,
-    statement_timeout_ms: int,
-    lock_timeout_ms: int,
-    name: str = "primary",
-) -> AsyncConnectionPool[AsyncConnection]:
-    """A pool whose sessions carry the server's search path and time limits."""
+# Without connect_timeout psycopg waits 130 s for a host that drops packets, and every new
+# connection of a multi-host URL would try that host first.
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5
+# Reconnection backs off 1, 2, 4, 8 … s; a short give-up lets the next request start a fresh
+# attempt, so a new primary is found within about a second of its promotion.
+RECONNECT_TIMEOUT_SECONDS = 3.0
+
+
+class DatabaseReadOnlyError(RuntimeError):
+    """A write reached a standby (or no writable server answered): retry after failover."""
+
+
+def session_conninfo(url: str, target_session_attrs: str) -> str:
+    """``url`` with ``target_session_attrs`` set and a connect timeout if it has none."""
+    params: dict[str, str | int] = {"target_session_attrs": target_session_attrs}
+    if "connect_timeout" not in conninfo_to_dict(url):
+        params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    return make_conninfo(url, **params)
+
+
+def session_configurer(
+    statement_timeout_ms: int, lock_timeout_ms: int
+) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """The pool's ``configure``: search path, time limits and application name."""
 
     async def configure(conn: AsyncConnection) -> None:
         await conn.set_autocommit(True)
@@ -70,11 +85,33 @@ def create_pool(
         )
         await conn.set_autocommit(False)
 
+    return configure
+
+
+def create_pool(
+    url: str,
+    *,
+    min_size: int,
+    max_size: int,
+    statement_timeout_ms: int,
+    lock_timeout_ms: int,
+    name: str = "primary",
+    target_session_attrs: str = "read-write",
+) -> AsyncConnectionPool[AsyncConnection]:
+    """A pool whose sessions carry the server's search path and time limits.
+
+    ``url`` may list several hosts (``postgresql://h1:p1,h2:p2/db``); by default only a
+    writable one is taken, so after a failover new connections find the new primary.
+    """
     return AsyncConnectionPool(
-        url,
+        session_conninfo(url, target_session_attrs),
         min_size=min_size,
         max_size=max_size,
-        configure=configure,
+        configure=session_configurer(statement_timeout_ms, lock_timeout_ms),
+        # A connection broken by a dead server is found and replaced before it is handed
+        # out (one round trip), instead of failing the request that draws it.
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         open=False,
         name=name,
         timeout=10.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -13,8 +13,18 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routes.putaway import PutawayTask
-from wms.api.routing import api_router
-from wms.api.schemas import Code, Name, RequestModel, ResponseModel, Sku
+from wms.api.routing import api_router, link, links
+from wms.api.schemas import (
+    TEXT_PATTERN,
+    Code,
+    IdPath,
+    Name,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    examples,
+    text_query,
+)
 from wms.domain.errors import FieldError
 from wms.domain.inbound import AsnStatus, Condition
 from wms.services import asns as service
@@ -27,7 +37,10 @@ Lot = Annotated[str | None, Field(max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-
 Uom = Annotated[str | None, Field(max_length=10, pattern=r"^[A-Z0-9]+$")]
 Barcode = Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Reference = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=TEXT_PATTERN),
+]
 
 
 class NewAsnLine(RequestModel):
@@ -42,6 +55,11 @@ class NewAsnLine(RequestModel):
 
 class NewAsn(RequestModel):
     """Body of ``POST /asns``."""
+
+    model_config = examples(
+        {"reference": "PO-77", "warehouse": "SP1", "supplier": "ACME",
+         "expected_at": "2026-12-01T12:00:00Z", "lines": [{"sku": "SKU-1", "quantity": 100}]}
+    )  # fmt: skip
 
     reference: Reference
     warehouse: Code
@@ -69,6 +87,11 @@ class NewReceipt(RequestModel):
     ``allow_unexpected`` lets products the ASN does not list be received (else 409
     ``not-on-asn``).
     """
+
+    model_config = examples(
+        {"location": "DOCK-1", "sku": "SKU-1", "quantity": 40, "lot": None, "expiry": None,
+         "condition": "good"}
+    )  # fmt: skip
 
     location: Code | None = None
     sku: Sku | None = None
@@ -166,7 +189,29 @@ class Receipt(ResponseModel):
     putaway_tasks: list[PutawayTask]
 
 
-@router.post("/asns", status_code=201, response_model=Asn)
+_ASN = {"id": "$response.body#/id"}
+
+
+_ASN_LINKS = {
+    "GetAsn": link("GET /asns/{id}", "The ASN", **_ASN),
+    "Receive": link("POST /asns/{id}/receipts", "Receive against it", **_ASN),
+    "CloseAsn": link("POST /asns/{id}/close", "Close it", **_ASN),
+}
+
+
+@router.post(
+    "/asns",
+    status_code=201,
+    response_model=Asn,
+    responses={
+        200: {
+            "model": Asn,
+            "description": "An ASN with this reference and content already exists (unchanged)",
+            "links": _ASN_LINKS,
+        },
+        201: {"links": _ASN_LINKS},
+    },
+)
 async def create_asn(body: NewAsn, request: Request, principal: PrincipalDep) -> Response:
     """Create an ASN (201). The same ``reference`` with the same content again answers 200
     with the existing ASN, unchanged; with other content, 409 ``conflict``."""
@@ -192,7 +237,7 @@ async def create_asn(body: NewAsn, request: Request, principal: PrincipalDep) ->
     )
 
 
-Filter = Annotated[str | None, Query(max_length=100)]
+Filter = Annotated[str | None, text_query(100)]
 
 
 @router.get("/asns", response_model=Page[AsnSummary])
@@ -224,7 +269,7 @@ async def list_asns(
 
 
 @router.get("/asns/{id}", response_model=Asn)
-async def get_asn(id: int, request: Request, principal: PrincipalDep) -> Asn:
+async def get_asn(id: IdPath, request: Request, principal: PrincipalDep) -> Asn:
     """An ASN with its lines, received quantities and discrepancies."""
     async with read_transaction(request, principal) as conn:
         return Asn.model_validate(await service.view(conn, id))
@@ -267,8 +312,28 @@ def _scans(body: NewReceipt) -> tuple[list[service.Scan], bool]:
     return [scan], False
 
 
-@router.post("/asns/{id}/receipts", status_code=201, response_model=Receipt)
-async def receive(id: int, body: NewReceipt, request: Request, principal: PrincipalDep) -> Response:
+@router.post(
+    "/asns/{id}/receipts",
+    status_code=201,
+    response_model=Receipt,
+    responses=links(
+        201,
+        GetReceipt=link(
+            "GET /asns/{id}/receipts/{receipt_id}",
+            "The new receipt",
+            id="$response.body#/asn",
+            receipt_id="$response.body#/id",
+        ),
+        ConfirmPutaway=link(
+            "POST /putaway-tasks/{id}/confirm",
+            "Put the first line's stock away",
+            id="$response.body#/putaway_tasks/0/id",
+        ),
+    ),
+)
+async def receive(
+    id: IdPath, body: NewReceipt, request: Request, principal: PrincipalDep
+) -> Response:
     """Receive one scan or ``lines`` of scans at a dock of the ASN's warehouse.
 
     Lot and expiry are required when tracked (a past expiry is refused); beyond the
@@ -290,7 +355,7 @@ async def receive(id: int, body: NewReceipt, request: Request, principal: Princi
 
 @router.get("/asns/{id}/receipts/{receipt_id}", response_model=Receipt)
 async def get_receipt(
-    id: int, receipt_id: int, request: Request, principal: PrincipalDep
+    id: IdPath, receipt_id: IdPath, request: Request, principal: PrincipalDep
 ) -> Receipt:
     """One receipt of the ASN with its lines and putaway tasks."""
     async with read_transaction(request, principal) as conn:
@@ -298,7 +363,7 @@ async def get_receipt(
 
 
 @router.post("/asns/{id}/close", response_model=Asn)
-async def close(id: int, request: Request, principal: PrincipalDep) -> Response:
+async def close(id: IdPath, request: Request, principal: PrincipalDep) -> Response:
     """Close the ASN: no more receipts; the answer carries the discrepancy report."""
     return await run_command(
         request,

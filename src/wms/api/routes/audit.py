@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
-from wms.api.schemas import ResponseModel
+from wms.api.schemas import ResponseModel, text_query
 from wms.store import audit as store
 
 router = api_router("audit")
@@ -36,8 +36,8 @@ async def list_audit(
     request: Request,
     principal: PrincipalDep,
     *,
-    entity: Annotated[str | None, Query(max_length=60, description="e.g. warehouse")] = None,
-    id: Annotated[str | None, Query(max_length=200, description="The entity's code or id")] = None,
+    entity: Annotated[str | None, text_query(60, "e.g. warehouse")] = None,
+    id: Annotated[str | None, text_query(200, "The entity's code or id")] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[AuditEntry]:

@@ -11,8 +11,8 @@ from pydantic import Field, model_validator
 
 from wms.api.auth import Principal, PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.routing import api_router
-from wms.api.schemas import Code, RequestModel, ResponseModel, Sku
+from wms.api.routing import api_router, link, links
+from wms.api.schemas import Code, IdPath, RequestModel, ResponseModel, Sku, examples, text
 from wms.domain.roles import Role
 from wms.services import cycle_counts as service
 from wms.services.cycle_counts import CountResult
@@ -23,6 +23,8 @@ CountStatus = Annotated[str, Field(pattern="^(open|counted|approved|cancelled)$"
 
 class NewCycleCount(RequestModel):
     """Body of ``POST /cycle-counts``: locations, or SKUs wherever they are stored."""
+
+    model_config = examples({"warehouse": "SP1", "locations": ["A-01-01"]})
 
     warehouse: Code
     locations: Annotated[list[Code], Field(min_length=1, max_length=5000)] | None = None
@@ -40,12 +42,16 @@ class Result(RequestModel):
 
     location: Code
     sku: Sku
-    lot: Annotated[str | None, Field(max_length=40)] = None
+    lot: Annotated[str | None, text(40)] = None
     counted: Annotated[int, Field(ge=0, le=1_000_000_000)]
 
 
 class Results(RequestModel):
     """Body of ``POST /cycle-counts/{id}/results``."""
+
+    model_config = examples(
+        {"results": [{"location": "A-01-01", "sku": "SKU-1", "lot": None, "counted": 9}]}
+    )
 
     results: Annotated[list[Result], Field(min_length=1, max_length=5000)]
 
@@ -99,7 +105,20 @@ def present(count: dict[str, Any], principal: Principal) -> CycleCount:
     return CycleCount.model_validate({**count, "lines": lines})
 
 
-@router.post("/cycle-counts", status_code=201, response_model=CycleCount)
+_COUNT = {"id": "$response.body#/id"}
+
+
+@router.post(
+    "/cycle-counts",
+    status_code=201,
+    response_model=CycleCount,
+    responses=links(
+        201,
+        GetCount=link("GET /cycle-counts/{id}", "The new count", **_COUNT),
+        RecordResults=link("POST /cycle-counts/{id}/results", "Record counts", **_COUNT),
+        ApproveCount=link("POST /cycle-counts/{id}/approve", "Approve it", **_COUNT),
+    ),
+)
 async def create_count(body: NewCycleCount, request: Request, principal: PrincipalDep) -> Response:
     """Open a blind count of some locations or of some SKUs."""
 
@@ -117,7 +136,7 @@ async def create_count(body: NewCycleCount, request: Request, principal: Princip
 
 
 @router.get("/cycle-counts/{id}", response_model=CycleCount)
-async def get_count(id: int, request: Request, principal: PrincipalDep) -> CycleCount:
+async def get_count(id: IdPath, request: Request, principal: PrincipalDep) -> CycleCount:
     """A count with its lines (blind for counters until approved)."""
     async with read_transaction(request, principal) as conn:
         count = await service.view(conn, id)
@@ -126,7 +145,7 @@ async def get_count(id: int, request: Request, principal: PrincipalDep) -> Cycle
 
 @router.post("/cycle-counts/{id}/results", response_model=CycleCount)
 async def record_results(
-    id: int, body: Results, request: Request, principal: PrincipalDep
+    id: IdPath, body: Results, request: Request, principal: PrincipalDep
 ) -> Response:
     """Record counted quantities; a first count beyond the tolerance asks for a recount."""
     results = [CountResult(r.location, r.sku, r.lot, r.counted) for r in body.results]
@@ -139,7 +158,7 @@ async def record_results(
 
 
 @router.post("/cycle-counts/{id}/approve", response_model=CycleCount)
-async def approve(id: int, request: Request, principal: PrincipalDep) -> Response:
+async def approve(id: IdPath, request: Request, principal: PrincipalDep) -> Response:
     """Approve a counted count: variances become ``cycle_count`` adjustments."""
     return await run_command(
         request,

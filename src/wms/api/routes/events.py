@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
 from wms.api.pagination import CursorCodec, CursorQuery
-from wms.api.routing import api_router
+from wms.api.routing import api_router, problem_response
 from wms.api.schemas import ResponseModel
 from wms.domain.errors import DomainError
 from wms.events.cloudevents import DATA_CONTENT_TYPE, SPEC_VERSION, dataschema
@@ -54,7 +54,11 @@ class EventPage(ResponseModel):
     next_cursor: str
 
 
-@router.get("/events", response_model=EventPage)
+@router.get(
+    "/events",
+    response_model=EventPage,
+    responses={410: problem_response(410, "The cursor is older than retention (`cursor-expired`)")},
+)
 async def list_events(
     request: Request,
     principal: PrincipalDep,

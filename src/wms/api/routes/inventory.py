@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import Field, field_validator
 
@@ -13,7 +13,16 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
-from wms.api.schemas import Code, RequestModel, ResponseModel, Sku
+from wms.api.schemas import (
+    Code,
+    IdPath,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    examples,
+    text,
+    text_query,
+)
 from wms.domain.errors import NotFoundError
 from wms.domain.inventory import AdjustmentReason, MovementKind, StockStatus
 from wms.services import inventory as service
@@ -73,6 +82,11 @@ class StockChangeOut(ResponseModel):
 class Adjustment(RequestModel):
     """Body of ``POST /inventory/adjustments``; ``quantity`` is signed."""
 
+    model_config = examples(
+        {"warehouse": "SP1", "location": "A-01-01", "sku": "SKU-1", "lot": None,
+         "quantity": 10, "reason": "found"}
+    )  # fmt: skip
+
     warehouse: Code
     location: Code
     sku: Sku
@@ -82,7 +96,7 @@ class Adjustment(RequestModel):
     reason: AdjustmentReason
     status: StockStatus = StockStatus.AVAILABLE
     expiry: date | None = None
-    reference: Annotated[str | None, Field(max_length=100)] = None
+    reference: Annotated[str | None, text(100)] = None
 
     @field_validator("reason")
     @classmethod
@@ -94,6 +108,11 @@ class Adjustment(RequestModel):
 
 class Move(RequestModel):
     """Body of ``POST /inventory/moves``."""
+
+    model_config = examples(
+        {"warehouse": "SP1", "sku": "SKU-1", "lot": None, "from_location": "A-01-01",
+         "to_location": "A-01-02", "quantity": 3}
+    )  # fmt: skip
 
     warehouse: Code
     sku: Sku
@@ -108,6 +127,11 @@ class Move(RequestModel):
 class StatusChange(RequestModel):
     """Body of ``POST /inventory/status-changes``."""
 
+    model_config = examples(
+        {"warehouse": "SP1", "location": "A-01-01", "sku": "SKU-1", "lot": None, "quantity": 5,
+         "from_status": "available", "to_status": "quarantine", "reason": "damaged"}
+    )  # fmt: skip
+
     warehouse: Code
     location: Code
     sku: Sku
@@ -116,7 +140,7 @@ class StatusChange(RequestModel):
     uom: Uom = None
     from_status: StockStatus
     to_status: StockStatus
-    reason: Annotated[str | None, Field(max_length=100)] = None
+    reason: Annotated[str | None, text(100)] = None
 
 
 def _created(change: StockChange) -> Answer:
@@ -190,7 +214,7 @@ async def change_status(body: StatusChange, request: Request, principal: Princip
     )
 
 
-Filter = Annotated[str | None, Query(max_length=64)]
+Filter = Annotated[str | None, text_query(64)]
 
 
 @router.get("/inventory", response_model=Page[InventoryItem])
@@ -201,6 +225,9 @@ async def list_inventory(
     warehouse: Filter = None,
     location: Filter = None,
     sku: Filter = None,
+    barcode: Annotated[
+        str | None, text_query(64, "A product's or unit's barcode (a scan): its product's stock.")
+    ] = None,
     lot: Filter = None,
     status: StockStatus | None = None,
     limit: LimitQuery = 50,
@@ -208,11 +235,18 @@ async def list_inventory(
 ) -> Page[InventoryItem]:
     """Balances with stock on hand, in balance id order, with optional filters."""
     filters: dict[str, Any] = {"warehouse": warehouse, "location": location, "sku": sku,
-                               "lot": lot, "status": status}  # fmt: skip
+                               "barcode": barcode, "lot": lot, "status": status}  # fmt: skip
     listing = start_listing(
         request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
     )
     async with read_transaction(request, principal) as conn:
+        if barcode is not None:
+            owner = await store.barcode_owner(conn, barcode)  # cached: scanners ask often
+            if owner is None or sku not in (None, owner.sku):
+                return listing.page(
+                    [], position=lambda r: [r["id"]], item=InventoryItem.model_validate
+                )
+            sku = owner.sku
         rows = await store.balances(
             conn,
             warehouse=warehouse,
@@ -262,7 +296,7 @@ async def list_movements(
 
 
 @router.get("/inventory/movements/{id}", response_model=Movement)
-async def get_movement(id: int, request: Request, principal: PrincipalDep) -> Movement:
+async def get_movement(id: IdPath, request: Request, principal: PrincipalDep) -> Movement:
     """One ledger row."""
     async with read_transaction(request, principal) as conn:
         rows = await store.movements(

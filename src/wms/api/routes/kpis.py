@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request
 from pydantic import AwareDatetime
@@ -11,7 +12,7 @@ from pydantic import AwareDatetime
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
 from wms.api.routing import api_router
-from wms.api.schemas import ResponseModel
+from wms.api.schemas import ResponseModel, text_query
 from wms.domain.errors import FieldError, NotFoundError
 from wms.store import kpis as store
 
@@ -21,10 +22,19 @@ SERIES = ("orders_received", "orders_shipped", "lines_picked", "lines_put_away")
 
 
 class HourCount(ResponseModel):
-    """How many in one hour of the warehouse's local time (``hour`` has no offset)."""
+    """How many in one hour of the warehouse's local time.
 
-    hour: datetime
+    ``hour`` is the local wall-clock hour with that moment's UTC offset
+    (``2026-11-20T09:00:00-03:00``): RFC 3339 like every time of the API.
+    """
+
+    hour: AwareDatetime
     count: int
+
+
+def _hours(rows: list[dict[str, Any]], zone: ZoneInfo) -> list[HourCount]:
+    """The store's naive local hours, given the warehouse zone's offset."""
+    return [HourCount(hour=row["hour"].replace(tzinfo=zone), count=row["count"]) for row in rows]
 
 
 class Distribution(ResponseModel):
@@ -73,7 +83,7 @@ class Kpis(ResponseModel):
 async def kpis(
     request: Request,
     principal: PrincipalDep,
-    warehouse: Annotated[str, Query(max_length=40)],
+    warehouse: Annotated[str, text_query(40)],
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
 ) -> Kpis:
@@ -102,15 +112,16 @@ async def kpis(
             for name in SERIES
         }
         times = await store.durations(conn, warehouse_id=warehouse_id, start=start, end=end)
+    zone = ZoneInfo(timezone)
     return Kpis(
         warehouse=warehouse,
         timezone=timezone,
         start=start,
         end=end,
-        orders_received_per_hour=[HourCount.model_validate(r) for r in series["orders_received"]],
-        orders_shipped_per_hour=[HourCount.model_validate(r) for r in series["orders_shipped"]],
-        lines_picked_per_hour=[HourCount.model_validate(r) for r in series["lines_picked"]],
-        lines_put_away_per_hour=[HourCount.model_validate(r) for r in series["lines_put_away"]],
+        orders_received_per_hour=_hours(series["orders_received"], zone),
+        orders_shipped_per_hour=_hours(series["orders_shipped"], zone),
+        lines_picked_per_hour=_hours(series["lines_picked"], zone),
+        lines_put_away_per_hour=_hours(series["lines_put_away"], zone),
         dock_to_stock_seconds=Distribution.model_validate(times["dock_to_stock"]),
         order_cycle_time_seconds=Distribution.model_validate(times["order_cycle"]),
         inventory_accuracy_pct=Accuracy.model_validate(times["inventory_accuracy"]),

@@ -15,8 +15,18 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.problems import Problem
-from wms.api.routing import api_router
-from wms.api.schemas import Code, Name, RequestModel, ResponseModel, Sku
+from wms.api.routing import api_router, link, links
+from wms.api.schemas import (
+    Code,
+    CodePath,
+    Name,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    examples,
+    text,
+    text_query,
+)
 from wms.domain.errors import DomainError, FieldError, NotFoundError
 from wms.domain.locations import COLUMNS, MAX_INT, LocationType, RawRow, csv_rows, json_rows
 from wms.services import locations as service
@@ -40,6 +50,8 @@ class MalformedJsonError(DomainError):
 class NewZone(RequestModel):
     """Body of ``POST /warehouses/{wh}/zones``."""
 
+    model_config = examples({"code": "A", "name": "Zone A"})
+
     code: Code
     name: Name | None = None
 
@@ -56,6 +68,11 @@ class Zone(ResponseModel):
 class NewLocation(RequestModel):
     """Body of ``POST /warehouses/{wh}/locations``; ``zone`` names a zone of the warehouse."""
 
+    model_config = examples(
+        {"code": "A-01-01", "type": "storage", "zone": "A", "pick_sequence": 10,
+         "capacity_units": 500}
+    )  # fmt: skip
+
     code: Code
     type: LocationType
     zone: Code | None = None
@@ -71,6 +88,8 @@ class LocationChanges(RequestModel):
 
     ``zone`` and the capacities may be null (cleared); the other fields may not.
     """
+
+    model_config = examples({"pick_sequence": 20, "capacity_units": 400})
 
     type: LocationType | None = None
     zone: Code | None = None
@@ -142,7 +161,7 @@ class PutawayRule(RequestModel):
     """One rule: stock matching sku / category / velocity class goes to ``zone``."""
 
     sku: Sku | None = None
-    category: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    category: Annotated[str, text(100, min_length=1)] | None = None
     velocity_class: VelocityClass | None = None
     zone: Code
     allow_mixed_lots: bool = False
@@ -150,6 +169,10 @@ class PutawayRule(RequestModel):
 
 class PutawayRules(RequestModel):
     """Body of ``PUT /warehouses/{wh}/putaway-rules``: replaces the whole ordered list."""
+
+    model_config = examples(
+        {"rules": [{"velocity_class": "A", "zone": "A"}, {"category": "bulk", "zone": "P"}]}
+    )
 
     rules: Annotated[list[PutawayRule], Field(max_length=500)]
 
@@ -202,9 +225,22 @@ def _import_body_schema() -> dict[str, Any]:
     }
 
 
-@router.post("/warehouses/{wh}/zones", status_code=201, response_model=Zone)
+@router.post(
+    "/warehouses/{wh}/zones",
+    status_code=201,
+    response_model=Zone,
+    responses=links(
+        201,
+        GetZone=link(
+            "GET /warehouses/{wh}/zones/{code}",
+            "The new zone",
+            wh="$response.body#/warehouse",
+            code="$response.body#/code",
+        ),
+    ),
+)
 async def create_zone(
-    wh: str, body: NewZone, request: Request, principal: PrincipalDep
+    wh: CodePath, body: NewZone, request: Request, principal: PrincipalDep
 ) -> Response:
     """Create a zone in a warehouse."""
     return await run_command(
@@ -219,7 +255,7 @@ async def create_zone(
 
 @router.get("/warehouses/{wh}/zones", response_model=Page[Zone])
 async def list_zones(
-    wh: str,
+    wh: CodePath,
     request: Request,
     principal: PrincipalDep,
     limit: LimitQuery = 50,
@@ -237,7 +273,7 @@ async def list_zones(
 
 
 @router.get("/warehouses/{wh}/zones/{code}", response_model=Zone)
-async def get_zone(wh: str, code: str, request: Request, principal: PrincipalDep) -> Zone:
+async def get_zone(wh: CodePath, code: CodePath, request: Request, principal: PrincipalDep) -> Zone:
     """One zone."""
     async with read_transaction(request, principal) as conn:
         row = await store.get_zone(conn, await service.warehouse_id(conn, wh), code)
@@ -246,9 +282,28 @@ async def get_zone(wh: str, code: str, request: Request, principal: PrincipalDep
     return Zone.model_validate(row)
 
 
-@router.post("/warehouses/{wh}/locations", status_code=201, response_model=Location)
+_AT_LOCATION = {"wh": "$response.body#/warehouse", "code": "$response.body#/code"}
+
+
+@router.post(
+    "/warehouses/{wh}/locations",
+    status_code=201,
+    response_model=Location,
+    responses=links(
+        201,
+        GetLocation=link(
+            "GET /warehouses/{wh}/locations/{code}", "The new location", **_AT_LOCATION
+        ),
+        UpdateLocation=link("PATCH /warehouses/{wh}/locations/{code}", "Change it", **_AT_LOCATION),
+        SetReplenishment=link(
+            "PUT /warehouses/{wh}/locations/{code}/replenishment",
+            "Replenishment levels of a pick face",
+            **_AT_LOCATION,
+        ),
+    ),
+)
 async def create_location(
-    wh: str, body: NewLocation, request: Request, principal: PrincipalDep
+    wh: CodePath, body: NewLocation, request: Request, principal: PrincipalDep
 ) -> Response:
     """Create a location; ``zone``, if given, must be a zone of the same warehouse."""
     values = body.model_dump()
@@ -265,12 +320,12 @@ async def create_location(
 
 @router.get("/warehouses/{wh}/locations", response_model=Page[Location])
 async def list_locations(
-    wh: str,
+    wh: CodePath,
     request: Request,
     principal: PrincipalDep,
     *,
     type: Annotated[LocationType | None, Query(description="Only this type.")] = None,
-    zone: Annotated[str | None, Query(max_length=40, description="Only this zone's code.")] = None,
+    zone: Annotated[str | None, text_query(40, "Only this zone's code.")] = None,
     active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
@@ -299,7 +354,9 @@ async def list_locations(
 
 
 @router.get("/warehouses/{wh}/locations/{code}", response_model=Location)
-async def get_location(wh: str, code: str, request: Request, principal: PrincipalDep) -> Location:
+async def get_location(
+    wh: CodePath, code: CodePath, request: Request, principal: PrincipalDep
+) -> Location:
     """One location."""
     async with read_transaction(request, principal) as conn:
         row = await store.get_location(conn, await service.warehouse_id(conn, wh), code)
@@ -310,7 +367,7 @@ async def get_location(wh: str, code: str, request: Request, principal: Principa
 
 @router.patch("/warehouses/{wh}/locations/{code}", response_model=Location)
 async def update_location(
-    wh: str, code: str, body: LocationChanges, request: Request, principal: PrincipalDep
+    wh: CodePath, code: CodePath, body: LocationChanges, request: Request, principal: PrincipalDep
 ) -> Response:
     """Change a location's type, zone, pick sequence, capacities or active flag."""
     changes = body.model_dump(exclude_unset=True)
@@ -330,7 +387,7 @@ async def update_location(
     responses={422: _IMPORT_PROBLEM},
     openapi_extra={"requestBody": _import_body_schema()},
 )
-async def import_locations(wh: str, request: Request, principal: PrincipalDep) -> Response:
+async def import_locations(wh: CodePath, request: Request, principal: PrincipalDep) -> Response:
     """Create or update locations by code from JSON ``{"locations": [...]}`` or ``text/csv``.
 
     All or nothing: any bad row rejects the file (422 ``import-rejected``) with each error's
@@ -365,7 +422,9 @@ def _locations_list(body: bytes) -> list[object]:
 
 
 @router.get("/warehouses/{wh}/putaway-rules", response_model=PutawayRulesOut)
-async def get_putaway_rules(wh: str, request: Request, principal: PrincipalDep) -> PutawayRulesOut:
+async def get_putaway_rules(
+    wh: CodePath, request: Request, principal: PrincipalDep
+) -> PutawayRulesOut:
     """The warehouse's putaway rules, in the order they are tried."""
     async with read_transaction(request, principal) as conn:
         rules = await service.putaway_rules(conn, wh)
@@ -374,7 +433,7 @@ async def get_putaway_rules(wh: str, request: Request, principal: PrincipalDep) 
 
 @router.put("/warehouses/{wh}/putaway-rules", response_model=PutawayRulesOut)
 async def replace_putaway_rules(
-    wh: str, body: PutawayRules, request: Request, principal: PrincipalDep
+    wh: CodePath, body: PutawayRules, request: Request, principal: PrincipalDep
 ) -> Response:
     """Replace the whole ordered list of putaway rules (positions 1..n as given)."""
     rules = [rule.model_dump() for rule in body.rules]

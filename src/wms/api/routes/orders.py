@@ -7,15 +7,24 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import AwareDatetime, Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
-from wms.api.routing import api_router
-from wms.api.schemas import Code, RequestModel, ResponseModel, Sku
+from wms.api.routing import api_router, link
+from wms.api.schemas import (
+    Code,
+    OrderNumberPath,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    examples,
+    text,
+    text_query,
+)
 from wms.domain.allocation import OrderStatus
 from wms.services import orders as service
 from wms.services.orders import OrderIn, OrderLineIn, OrderResult
@@ -23,7 +32,7 @@ from wms.store import orders as store
 
 router = api_router("orders")
 OrderNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, text(200, min_length=1)]
 MAX_LINES = 10_000
 
 
@@ -32,12 +41,12 @@ class ShipTo(RequestModel):
 
     name: Text
     line1: Text
-    line2: Annotated[str | None, Field(max_length=200)] = None
+    line2: Annotated[str | None, text(200)] = None
     city: Text
-    state: Annotated[str | None, Field(max_length=100)] = None
-    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
+    state: Annotated[str | None, text(100)] = None
+    postal_code: Annotated[str, text(20, min_length=1)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-    phone: Annotated[str | None, Field(max_length=40)] = None
+    phone: Annotated[str | None, text(40)] = None
 
 
 class LineIn(RequestModel):
@@ -47,18 +56,28 @@ class LineIn(RequestModel):
     sku: Sku
     quantity: Annotated[int, Field(gt=0, le=1_000_000_000)]
     uom: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{1,10}$")] = None
-    lot: Annotated[str | None, Field(max_length=40)] = None
+    lot: Annotated[str | None, text(40)] = None
     min_shelf_life_days: Annotated[int | None, Field(ge=0, le=3650)] = None
 
 
 class NewOrder(RequestModel):
     """Body of ``POST /orders``."""
 
+    model_config = examples(
+        {"number": "SO-1001", "warehouse": "SP1", "customer": "ACME Retail",
+         "carrier": "CORREIOS", "carrier_service": "SEDEX", "priority": 5,
+         "ship_by": "2026-12-01T18:00:00Z",
+         "ship_to": {"name": "Ana", "line1": "Rua A 1", "city": "São Paulo",
+                     "postal_code": "01000-000", "country": "BR"},
+         "lines": [{"line": 1, "sku": "SKU-1", "quantity": 2, "lot": None,
+                    "min_shelf_life_days": None}]}
+    )  # fmt: skip
+
     number: OrderNumber
     warehouse: Code
-    customer: Annotated[str | None, Field(max_length=200)] = None
-    carrier: Annotated[str, Field(min_length=1, max_length=60)]
-    carrier_service: Annotated[str | None, Field(max_length=60)] = None
+    customer: Annotated[str | None, text(200)] = None
+    carrier: Annotated[str, text(60, min_length=1)]
+    carrier_service: Annotated[str | None, text(60)] = None
     priority: Annotated[int, Field(ge=1, le=9, description="1 is the most urgent")] = 5
     ship_by: AwareDatetime | None = None
     ship_to: ShipTo
@@ -196,11 +215,29 @@ def _answer_intake(result: OrderResult) -> Answer:
     return Answer(201 if result.created else 200, order, _location(order.number))
 
 
+_ORDER_LINKS = {
+    "GetOrder": link("GET /orders/{number}", "The order", number="$response.body#/number"),
+    "AllocateOrder": link(
+        "POST /orders/{number}/allocate", "Allocate it", number="$response.body#/number"
+    ),
+    "CancelOrder": link(
+        "POST /orders/{number}/cancel", "Cancel it", number="$response.body#/number"
+    ),
+}
+
+
 @router.post(
     "/orders",
     status_code=201,
     response_model=Order,
-    responses={200: {"model": Order, "description": "The same order was already received"}},
+    responses={
+        200: {
+            "model": Order,
+            "description": "The same order was already received",
+            "links": _ORDER_LINKS,
+        },
+        201: {"links": _ORDER_LINKS},
+    },
 )
 async def create_order(body: NewOrder, request: Request, principal: PrincipalDep) -> Response:
     """Receive an order; allocate at once when the tenant's settings say so.
@@ -219,7 +256,7 @@ async def list_orders(
     request: Request,
     principal: PrincipalDep,
     *,
-    warehouse: Annotated[str | None, Query(max_length=40)] = None,
+    warehouse: Annotated[str | None, text_query(40)] = None,
     status: OrderStatus | None = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
@@ -241,7 +278,7 @@ async def list_orders(
 
 
 @router.get("/orders/{number}", response_model=Order)
-async def get_order(number: str, request: Request, principal: PrincipalDep) -> Order:
+async def get_order(number: OrderNumberPath, request: Request, principal: PrincipalDep) -> Order:
     """An order with its lines and allocations."""
     async with read_transaction(request, principal) as conn:
         order = await service.view(conn, number)
@@ -249,7 +286,9 @@ async def get_order(number: str, request: Request, principal: PrincipalDep) -> O
 
 
 @router.post("/orders/{number}/allocate", response_model=Order)
-async def allocate_order(number: str, request: Request, principal: PrincipalDep) -> Response:
+async def allocate_order(
+    number: OrderNumberPath, request: Request, principal: PrincipalDep
+) -> Response:
     """Allocate what the order still needs, by the tenant's strategy and backorder policy."""
     return await run_command(
         request,
@@ -260,7 +299,9 @@ async def allocate_order(number: str, request: Request, principal: PrincipalDep)
 
 
 @router.post("/orders/{number}/cancel", response_model=Order)
-async def cancel_order(number: str, request: Request, principal: PrincipalDep) -> Response:
+async def cancel_order(
+    number: OrderNumberPath, request: Request, principal: PrincipalDep
+) -> Response:
     """Cancel an order not yet released; its allocations are released."""
     return await run_command(
         request,

@@ -13,7 +13,7 @@ from pydantic import Field
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routing import api_router
-from wms.api.schemas import RequestModel, ResponseModel, Sku
+from wms.api.schemas import OrderNumberPath, RequestModel, ResponseModel, Sku, examples, text
 from wms.domain.allocation import OrderStatus
 from wms.services import packing as service
 from wms.services.packing import ContentIn, PackageIn
@@ -25,7 +25,7 @@ class ContentBody(RequestModel):
     """Units of one product and lot in a carton (``uom`` converts)."""
 
     sku: Sku
-    lot: Annotated[str | None, Field(max_length=40)] = None
+    lot: Annotated[str | None, text(40)] = None
     quantity: Annotated[int, Field(gt=0, le=1_000_000_000)]
     uom: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{1,10}$")] = None
 
@@ -33,13 +33,18 @@ class ContentBody(RequestModel):
 class PackageBody(RequestModel):
     """One carton with its weight and contents."""
 
-    carton: Annotated[str, Field(min_length=1, max_length=40)]
+    carton: Annotated[str, text(40, min_length=1)]
     weight_kg: Annotated[Decimal, Field(gt=0, le=100_000, decimal_places=3)]
     contents: Annotated[list[ContentBody], Field(min_length=1, max_length=1000)]
 
 
 class PackagesIn(RequestModel):
     """Body of ``POST /orders/{number}/packages``: every carton of the order at once."""
+
+    model_config = examples(
+        {"packages": [{"carton": "BOX-M", "weight_kg": 1.2,
+                       "contents": [{"sku": "SKU-1", "lot": None, "quantity": 2}]}]}
+    )  # fmt: skip
 
     packages: Annotated[list[PackageBody], Field(min_length=1, max_length=500)]
 
@@ -73,7 +78,7 @@ class Packing(ResponseModel):
 
 @router.post("/orders/{number}/packages", status_code=201, response_model=Packing)
 async def pack(
-    number: str, body: PackagesIn, request: Request, principal: PrincipalDep
+    number: OrderNumberPath, body: PackagesIn, request: Request, principal: PrincipalDep
 ) -> Response:
     """Pack a picked order; the order becomes ``packed``.
 
@@ -100,7 +105,9 @@ async def pack(
 
 
 @router.get("/orders/{number}/packages", response_model=Packing)
-async def get_packages(number: str, request: Request, principal: PrincipalDep) -> Packing:
+async def get_packages(
+    number: OrderNumberPath, request: Request, principal: PrincipalDep
+) -> Packing:
     """The order's packages."""
     async with read_transaction(request, principal) as conn:
         return Packing.model_validate(await service.view(conn, number))

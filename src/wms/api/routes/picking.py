@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import Field, model_validator
 
@@ -13,7 +13,16 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
-from wms.api.schemas import Code, RequestModel, ResponseModel
+from wms.api.schemas import (
+    Code,
+    IdPath,
+    IdQuery,
+    RequestModel,
+    ResponseModel,
+    examples,
+    text,
+    text_query,
+)
 from wms.domain.waves import PickTaskStatus
 from wms.services import picking as service
 from wms.services.picking import Picked, Scan
@@ -65,10 +74,12 @@ class ConfirmedTask(PickTask):
 class ScanIn(RequestModel):
     """What the picker scanned: ``sku`` (or any barcode in it) or ``barcode``; ``uom``."""
 
+    model_config = examples({"location": "P-01", "sku": "SKU-1", "lot": None, "quantity": 2})
+
     location: Code
-    sku: Annotated[str | None, Field(max_length=64)] = None
+    sku: Annotated[str | None, text(64)] = None
     barcode: Barcode | None = None
-    lot: Annotated[str | None, Field(max_length=40)] = None
+    lot: Annotated[str | None, text(40)] = None
     quantity: Annotated[int, Field(ge=0, le=1_000_000_000)]
     uom: Annotated[str | None, Field(pattern=r"^[A-Z0-9]{1,10}$")] = None
 
@@ -82,11 +93,20 @@ class ScanIn(RequestModel):
 class BatchScanIn(ScanIn):
     """One confirmation of a batch."""
 
+    model_config = examples(
+        {"task": 11, "location": "P-01", "sku": "SKU-1", "lot": None, "quantity": 2}
+    )
+
     task: int
 
 
 class BatchIn(RequestModel):
     """Body of ``POST /pick-tasks:confirm``: all confirmed, or none."""
+
+    model_config = examples(
+        {"confirmations": [{"task": 11, "location": "P-01", "sku": "SKU-1", "lot": None,
+                            "quantity": 2}]}
+    )  # fmt: skip
 
     confirmations: Annotated[list[BatchScanIn], Field(min_length=1, max_length=500)]
 
@@ -115,9 +135,9 @@ async def list_tasks(
     request: Request,
     principal: PrincipalDep,
     *,
-    wave: int | None = None,
+    wave: IdQuery = None,
     status: PickTaskStatus | None = None,
-    warehouse: Annotated[str | None, Query(max_length=40)] = None,
+    warehouse: Annotated[str | None, text_query(40)] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[PickTask]:
@@ -138,14 +158,14 @@ async def list_tasks(
 
 
 @router.get("/pick-tasks/{id}", response_model=PickTask)
-async def get_task(id: int, request: Request, principal: PrincipalDep) -> PickTask:
+async def get_task(id: IdPath, request: Request, principal: PrincipalDep) -> PickTask:
     """One pick task."""
     async with read_transaction(request, principal) as conn:
         return PickTask.model_validate(await service.get(conn, id))
 
 
 @router.post("/pick-tasks/{id}/confirm", response_model=ConfirmedTask)
-async def confirm(id: int, body: ScanIn, request: Request, principal: PrincipalDep) -> Response:
+async def confirm(id: IdPath, body: ScanIn, request: Request, principal: PrincipalDep) -> Response:
     """Confirm a pick; a quantity below the task's is a short pick.
 
     Location, product and lot must match the task (409 ``pick-mismatch``); more than the

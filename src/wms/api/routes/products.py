@@ -10,7 +10,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -19,8 +19,16 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.problems import json_pointer
-from wms.api.routing import api_router
-from wms.api.schemas import RequestModel, ResponseModel, Sku
+from wms.api.routing import api_router, link, links
+from wms.api.schemas import (
+    TEXT_PATTERN,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    SkuPath,
+    examples,
+    text_query,
+)
 from wms.domain.errors import DomainError, FieldError, ImportRejectedError, NotFoundError
 from wms.domain.products import DEFAULT_BASE_UOM, Uom, VelocityClass
 from wms.domain.settings import AllocationStrategy
@@ -32,11 +40,17 @@ router = api_router("products")
 
 MAX_IMPORT_ROWS = 50_000
 CSV_LIST_SEPARATOR = "|"
-Description = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
+Description = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500, strip_whitespace=True, pattern=TEXT_PATTERN),
+]
 UomCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,10}$")]
 Barcode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Barcodes = Annotated[list[Barcode], Field(max_length=100)]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+Category = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=TEXT_PATTERN),
+]
 Weight = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
 Length = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
@@ -64,6 +78,8 @@ class ProductChanges(RequestModel):
     ``barcodes`` and ``uoms``, when given, replace the whole list. ``expiry_tracked``
     requires ``lot_tracked``.
     """
+
+    model_config = examples({"description": "Widget, blue", "barcodes": ["7891234567895"]})
 
     description: Description | None = None
     base_uom: UomCode | None = None
@@ -93,6 +109,12 @@ class ProductChanges(RequestModel):
 
 class NewProduct(ProductChanges):
     """Body of ``POST /products`` and one row of ``POST /products:import``."""
+
+    model_config = examples(
+        {"sku": "SKU-1", "description": "Widget", "barcodes": ["7891234567895"],
+         "lot_tracked": False, "expiry_tracked": False,
+         "uoms": [{"code": "CASE", "factor": 12, "barcodes": ["17891234567892"]}]}
+    )  # fmt: skip
 
     sku: Sku
     description: Description
@@ -207,7 +229,16 @@ def _imported(summary: ImportSummary) -> Answer:
     return Answer(200, ImportResult(**vars(summary)))
 
 
-@router.post("/products", status_code=201, response_model=Product)
+@router.post(
+    "/products",
+    status_code=201,
+    response_model=Product,
+    responses=links(
+        201,
+        GetProduct=link("GET /products/{sku}", "The new product", sku="$response.body#/sku"),
+        UpdateProduct=link("PATCH /products/{sku}", "Change it", sku="$response.body#/sku"),
+    ),
+)
 async def create_product(body: NewProduct, request: Request, principal: PrincipalDep) -> Response:
     """Create a product with its barcodes and units of measure."""
     changes = _changes(body)
@@ -223,12 +254,10 @@ async def list_products(
     *,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
-    barcode: Annotated[
-        str | None, Query(max_length=64, description="A barcode of the product or of a unit.")
-    ] = None,
-    category: Annotated[str | None, Query(max_length=100)] = None,
+    barcode: Annotated[str | None, text_query(64, "A barcode of the product or of a unit.")] = None,
+    category: Annotated[str | None, text_query(100)] = None,
     active: bool | None = None,
-    sku: Annotated[str | None, Query(max_length=64)] = None,
+    sku: Annotated[str | None, text_query(64)] = None,
 ) -> Page[Product]:
     """Products in creation order (by id), filtered."""
     filters = {"barcode": barcode, "category": category, "active": active, "sku": sku}
@@ -250,7 +279,7 @@ async def list_products(
 
 
 @router.get("/products/{sku}", response_model=Product)
-async def get_product(sku: str, request: Request, principal: PrincipalDep) -> Product:
+async def get_product(sku: SkuPath, request: Request, principal: PrincipalDep) -> Product:
     """One product."""
     async with read_transaction(request, principal) as conn:
         row = await store.get(conn, sku)
@@ -261,7 +290,7 @@ async def get_product(sku: str, request: Request, principal: PrincipalDep) -> Pr
 
 @router.patch("/products/{sku}", response_model=Product)
 async def update_product(
-    sku: str, body: ProductChanges, request: Request, principal: PrincipalDep
+    sku: SkuPath, body: ProductChanges, request: Request, principal: PrincipalDep
 ) -> Response:
     """Change the fields given; ``barcodes`` and ``uoms`` when given replace the lists."""
     changes = _changes(body)

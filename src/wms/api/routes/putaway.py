@@ -6,14 +6,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
-from wms.api.schemas import Code, RequestModel, ResponseModel
+from wms.api.schemas import Code, IdPath, IdQuery, RequestModel, ResponseModel, examples, text_query
 from wms.services import putaway as service
 from wms.store import putaway as store
 
@@ -55,6 +55,8 @@ class PutawayTask(ResponseModel):
 class Confirmation(RequestModel):
     """Body of ``POST /putaway-tasks/{id}/confirm``; empty: the suggested location."""
 
+    model_config = examples({"location": "A-01-02"})
+
     location: Code | None = None
 
 
@@ -64,8 +66,8 @@ async def list_tasks(
     principal: PrincipalDep,
     *,
     status: TaskStatus | None = None,
-    warehouse: Annotated[str | None, Query(max_length=64)] = None,
-    asn: int | None = None,
+    warehouse: Annotated[str | None, text_query(64)] = None,
+    asn: IdQuery = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[PutawayTask]:
@@ -87,7 +89,7 @@ async def list_tasks(
 
 
 @router.get("/putaway-tasks/{id}", response_model=PutawayTask)
-async def get_task(id: int, request: Request, principal: PrincipalDep) -> PutawayTask:
+async def get_task(id: IdPath, request: Request, principal: PrincipalDep) -> PutawayTask:
     """One putaway task."""
     async with read_transaction(request, principal) as conn:
         return PutawayTask.model_validate(await service.get(conn, id))
@@ -95,7 +97,7 @@ async def get_task(id: int, request: Request, principal: PrincipalDep) -> Putawa
 
 @router.post("/putaway-tasks/{id}/confirm", response_model=PutawayTask)
 async def confirm(
-    id: int, request: Request, principal: PrincipalDep, body: Confirmation | None = None
+    id: IdPath, request: Request, principal: PrincipalDep, body: Confirmation | None = None
 ) -> Response:
     """Put the stock away to the suggested location, or to ``location`` (an override).
 

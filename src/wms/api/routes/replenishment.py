@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 from pydantic import Field, model_validator
 
@@ -14,7 +14,15 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
-from wms.api.schemas import RequestModel, ResponseModel, Sku
+from wms.api.schemas import (
+    CodePath,
+    IdPath,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    examples,
+    text_query,
+)
 from wms.services import replenishment as service
 from wms.store import replenishment as store
 
@@ -38,6 +46,8 @@ class TaskStatus(StrEnum):
 
 class LevelIn(RequestModel):
     """Body of ``PUT .../replenishment``: min and max of a product at this pick face."""
+
+    model_config = examples({"sku": "SKU-1", "min": 10, "max": 50})
 
     sku: Sku
     min: Annotated[int, Field(ge=0, le=1_000_000_000)]
@@ -83,12 +93,14 @@ class ReplenishmentTask(ResponseModel):
 class ConfirmIn(RequestModel):
     """Body of a confirmation: empty for the whole task, or the units actually moved."""
 
+    model_config = examples({"quantity": 5})
+
     quantity: Annotated[int | None, Field(gt=0, le=1_000_000_000)] = None
 
 
 @router.put("/warehouses/{wh}/locations/{code}/replenishment", response_model=Level)
 async def set_level(
-    wh: str, code: str, body: LevelIn, request: Request, principal: PrincipalDep
+    wh: CodePath, code: CodePath, body: LevelIn, request: Request, principal: PrincipalDep
 ) -> Response:
     """Set min/max of a product at a pick face; a task follows at once if it is low."""
     return await run_command(
@@ -113,7 +125,7 @@ async def list_tasks(
     *,
     status: TaskStatus | None = None,
     kind: TaskKind | None = None,
-    warehouse: Annotated[str | None, Query(max_length=40)] = None,
+    warehouse: Annotated[str | None, text_query(40)] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[ReplenishmentTask]:
@@ -131,7 +143,7 @@ async def list_tasks(
 
 
 @router.get("/replenishment-tasks/{id}", response_model=ReplenishmentTask)
-async def get_task(id: int, request: Request, principal: PrincipalDep) -> ReplenishmentTask:
+async def get_task(id: IdPath, request: Request, principal: PrincipalDep) -> ReplenishmentTask:
     """One task."""
     async with read_transaction(request, principal) as conn:
         return ReplenishmentTask.model_validate(await service.get(conn, id))
@@ -139,7 +151,7 @@ async def get_task(id: int, request: Request, principal: PrincipalDep) -> Replen
 
 @router.post("/replenishment-tasks/{id}/confirm", response_model=ReplenishmentTask)
 async def confirm(
-    id: int, request: Request, principal: PrincipalDep, body: ConfirmIn | None = None
+    id: IdPath, request: Request, principal: PrincipalDep, body: ConfirmIn | None = None
 ) -> Response:
     """Move the task's stock (ledger ``replenishment``, or ``cancellation`` for put-back)."""
     quantity = body.quantity if body is not None else None

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Request
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import replica_transaction
 from wms.api.routing import api_router
-from wms.api.schemas import ResponseModel
+from wms.api.schemas import ResponseModel, text_query
 from wms.domain.errors import NotFoundError
 from wms.store import inventory as store
 from wms.store import warehouses as warehouse_store
@@ -42,7 +42,7 @@ class StockSummary(ResponseModel):
 async def stock_summary(
     request: Request,
     principal: PrincipalDep,
-    warehouse: Annotated[str, Query(max_length=40, description="Warehouse code")],
+    warehouse: Annotated[str, text_query(40, "Warehouse code")],
 ) -> StockSummary:
     """On hand by status, allocated, available and location count per SKU.
 

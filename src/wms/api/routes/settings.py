@@ -13,7 +13,7 @@ from pydantic import Field
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routing import api_router
-from wms.api.schemas import RequestModel, ResponseModel
+from wms.api.schemas import RequestModel, ResponseModel, examples
 from wms.domain.settings import AllocationStrategy, BackorderPolicy
 from wms.services import settings as service
 from wms.store import settings as store
@@ -35,6 +35,8 @@ class TenantSettings(ResponseModel):
 
 class SettingsChanges(RequestModel):
     """Body of ``PATCH /settings``: only the fields given change."""
+
+    model_config = examples({"allocation_strategy": "fefo", "backorder_policy": "backorder"})
 
     allocation_strategy: AllocationStrategy | None = None
     backorder_policy: BackorderPolicy | None = None

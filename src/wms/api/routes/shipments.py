@@ -12,8 +12,8 @@ from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.routing import api_router
-from wms.api.schemas import RequestModel, ResponseModel
+from wms.api.routing import api_router, link, links
+from wms.api.schemas import IdPath, RequestModel, ResponseModel, examples, text, text_query
 from wms.services import shipments as service
 
 router = api_router("shipping")
@@ -30,8 +30,12 @@ class ShipmentStatus(StrEnum):
 class NewShipment(RequestModel):
     """Body of ``POST /shipments``."""
 
+    model_config = examples(
+        {"orders": ["SO-1001"], "carrier": "CORREIOS", "tracking_number": "BR123456789"}
+    )
+
     orders: Annotated[list[OrderNumber], Field(min_length=1, max_length=500)]
-    carrier: Annotated[str, Field(min_length=1, max_length=60)]
+    carrier: Annotated[str, text(60, min_length=1)]
     tracking_number: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,100}$")]
 
 
@@ -90,7 +94,16 @@ class Manifest(ResponseModel):
     totals: ManifestTotals
 
 
-@router.post("/shipments", status_code=201, response_model=Shipment)
+@router.post(
+    "/shipments",
+    status_code=201,
+    response_model=Shipment,
+    responses=links(
+        201,
+        GetShipment=link("GET /shipments/{id}", "The new shipment", id="$response.body#/id"),
+        Dispatch=link("POST /shipments/{id}/dispatch", "Dispatch it", id="$response.body#/id"),
+    ),
+)
 async def create_shipment(body: NewShipment, request: Request, principal: PrincipalDep) -> Response:
     """A shipment of packed orders of one warehouse booked with ``carrier``.
 
@@ -108,14 +121,14 @@ async def create_shipment(body: NewShipment, request: Request, principal: Princi
 
 
 @router.get("/shipments/{id}", response_model=Shipment)
-async def get_shipment(id: int, request: Request, principal: PrincipalDep) -> Shipment:
+async def get_shipment(id: IdPath, request: Request, principal: PrincipalDep) -> Shipment:
     """One shipment."""
     async with read_transaction(request, principal) as conn:
         return Shipment.model_validate(await service.view(conn, id))
 
 
 @router.post("/shipments/{id}/dispatch", response_model=Shipment)
-async def dispatch(id: int, request: Request, principal: PrincipalDep) -> Response:
+async def dispatch(id: IdPath, request: Request, principal: PrincipalDep) -> Response:
     """Dispatch: staged stock leaves (ledger ``ship``), orders become ``shipped``.
 
     A dispatched shipment answers 409 ``invalid-state``.
@@ -133,9 +146,9 @@ async def manifest(
     request: Request,
     principal: PrincipalDep,
     *,
-    warehouse: Annotated[str, Query(max_length=40)],
+    warehouse: Annotated[str, text_query(40)],
     date: Annotated[date, Query(description="Local date of dispatch in the warehouse's zone")],
-    carrier: Annotated[str | None, Query(max_length=60)] = None,
+    carrier: Annotated[str | None, text_query(60)] = None,
 ) -> Manifest:
     """Shipments dispatched on ``date`` (the warehouse's local date), of one carrier or all."""
     async with read_transaction(request, principal) as conn:

@@ -12,8 +12,16 @@ from pydantic import Field, field_validator
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
-from wms.api.routing import api_router
-from wms.api.schemas import Code, Name, RequestModel, ResponseModel
+from wms.api.routing import api_router, link, links
+from wms.api.schemas import (
+    TEXT_PATTERN,
+    Code,
+    CodePath,
+    Name,
+    RequestModel,
+    ResponseModel,
+    examples,
+)
 from wms.domain.errors import NotFoundError
 from wms.domain.time import is_time_zone
 from wms.services import warehouses as service
@@ -22,6 +30,12 @@ from wms.store import warehouses as store
 router = api_router("warehouses")
 DEFAULT_STAGING = "OUTBOUND"
 TimeZone = Annotated[str, Field(examples=["America/Sao_Paulo"], max_length=64)]
+# A cut-off is a wall-clock time of the warehouse's zone: an offset would contradict it.
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+LocalTime = Annotated[
+    str,
+    Field(pattern=LOCAL_TIME_PATTERN, examples=["17:30"], description="HH:MM local time"),
+]
 
 
 def _check_zone(value: str | None) -> str | None:
@@ -32,6 +46,8 @@ def _check_zone(value: str | None) -> str | None:
 
 class NewWarehouse(RequestModel):
     """Body of ``POST /warehouses``."""
+
+    model_config = examples({"code": "SP1", "name": "São Paulo 1", "timezone": "America/Sao_Paulo"})
 
     code: Code
     name: Name
@@ -44,6 +60,8 @@ class NewWarehouse(RequestModel):
 class WarehouseChanges(RequestModel):
     """Body of ``PATCH /warehouses/{code}``: only the fields given change."""
 
+    model_config = examples({"name": "São Paulo 1 (North)"})
+
     name: Name | None = None
     timezone: TimeZone | None = None
     active: bool | None = None
@@ -54,12 +72,14 @@ class WarehouseChanges(RequestModel):
 class CarrierCutoff(RequestModel):
     """A carrier's daily cut-off, in the warehouse's local time."""
 
-    carrier: Annotated[str, Field(min_length=1, max_length=60)]
-    time: time
+    carrier: Annotated[str, Field(min_length=1, max_length=60, pattern=TEXT_PATTERN)]
+    time: LocalTime
 
 
 class CarrierCutoffs(RequestModel):
     """Body of ``PUT /warehouses/{code}/carrier-cutoffs``: replaces the whole list."""
+
+    model_config = examples({"cutoffs": [{"carrier": "CORREIOS", "time": "17:30"}]})
 
     cutoffs: Annotated[list[CarrierCutoff], Field(max_length=200)]
 
@@ -93,7 +113,22 @@ def _ok(row: dict[str, Any]) -> Answer:
     return Answer(200, Warehouse.model_validate(row))
 
 
-@router.post("/warehouses", status_code=201, response_model=Warehouse)
+@router.post(
+    "/warehouses",
+    status_code=201,
+    response_model=Warehouse,
+    responses=links(
+        201,
+        GetWarehouse=link(
+            "GET /warehouses/{code}", "The new warehouse", code="$response.body#/code"
+        ),
+        UpdateWarehouse=link("PATCH /warehouses/{code}", "Change it", code="$response.body#/code"),
+        CreateZone=link("POST /warehouses/{wh}/zones", "Add a zone", wh="$response.body#/code"),
+        CreateLocation=link(
+            "POST /warehouses/{wh}/locations", "Add a location", wh="$response.body#/code"
+        ),
+    ),
+)
 async def create_warehouse(
     body: NewWarehouse, request: Request, principal: PrincipalDep
 ) -> Response:
@@ -125,7 +160,7 @@ async def list_warehouses(
 
 
 @router.get("/warehouses/{code}", response_model=Warehouse)
-async def get_warehouse(code: str, request: Request, principal: PrincipalDep) -> Warehouse:
+async def get_warehouse(code: CodePath, request: Request, principal: PrincipalDep) -> Warehouse:
     """One warehouse."""
     async with read_transaction(request, principal) as conn:
         row = await store.get(conn, code)
@@ -136,7 +171,7 @@ async def get_warehouse(code: str, request: Request, principal: PrincipalDep) ->
 
 @router.patch("/warehouses/{code}", response_model=Warehouse)
 async def update_warehouse(
-    code: str, body: WarehouseChanges, request: Request, principal: PrincipalDep
+    code: CodePath, body: WarehouseChanges, request: Request, principal: PrincipalDep
 ) -> Response:
     """Change a warehouse's name, time zone or active flag."""
     changes = body.model_dump(exclude_unset=True)
@@ -147,10 +182,11 @@ async def update_warehouse(
 
 @router.put("/warehouses/{code}/carrier-cutoffs", response_model=Warehouse)
 async def set_carrier_cutoffs(
-    code: str, body: CarrierCutoffs, request: Request, principal: PrincipalDep
+    code: CodePath, body: CarrierCutoffs, request: Request, principal: PrincipalDep
 ) -> Response:
     """Replace the carrier cut-off times."""
-    cutoffs = [(c.carrier, c.time) for c in body.cutoffs]
+    # The pattern guarantees each parses, without an offset.
+    cutoffs = [(c.carrier, time.fromisoformat(c.time)) for c in body.cutoffs]
     return await run_command(
         request, principal, lambda uow: service.set_carrier_cutoffs(uow, code, cutoffs), _ok
     )

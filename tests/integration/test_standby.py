@@ -1,0 +1,169 @@
+"""Standby awareness: writes follow the writable host, reads go on from a standby."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.conftest import ApiClient, PostgresServer, TenantKeys
+from wms.app import create_app
+from wms.config import Settings
+from wms.domain.roles import Role
+from wms.store.database import session_conninfo
+from wms.store.embedded import EmbeddedPostgres, binaries_dir
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("WMS_TEST_DATABASE_URL")),
+    reason="the standby is cloned from the embedded test server",
+)
+WAREHOUSE = {"code": "SP1", "name": "S", "timezone": "UTC"}
+
+
+@pytest.fixture
+def standby_url(
+    postgres_server: PostgresServer, database_url: str, tmp_path: Path
+) -> Iterator[str]:
+    """The test database on a hot standby streaming from the test server (promotable)."""
+    root = tmp_path / "standby"
+    root.mkdir()
+    standby = EmbeddedPostgres(root)
+    user = standby._system_user()
+    pgdata = root / "pgdata"
+    pgdata.mkdir(mode=0o700)
+    if user is not None:
+        standby._make_traversable(root)
+        os.chown(pgdata, user.pw_uid, user.pw_gid)
+    primary = conninfo_to_dict(postgres_server.maintenance_url)
+    subprocess.run(
+        [str(binaries_dir() / "pg_basebackup"), "-h", str(primary.get("host", "127.0.0.1")),
+         "-p", str(primary["port"]), "-U", str(primary.get("user", "postgres")),
+         "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast"],
+        check=True, capture_output=True, timeout=120,
+        user=user.pw_uid if user else None, group=user.pw_gid if user else None,
+    )  # fmt: skip
+    standby.start()
+    try:
+        yield standby.url_for(str(conninfo_to_dict(database_url)["dbname"]))
+    finally:
+        standby.stop()
+
+
+def both_hosts(first: str, second: str) -> str:
+    """One libpq multi-host URL listing ``first`` then ``second`` (same database and user)."""
+    a, b = conninfo_to_dict(first), conninfo_to_dict(second)
+    return (
+        f"postgresql://{a.get('user', 'postgres')}@{a['host']}:{a['port']},"
+        f"{b['host']}:{b['port']}/{a['dbname']}"
+    )
+
+
+def wait_for_replay(standby_url: str, query: str, expected: object) -> None:
+    """Wait until the standby has replayed what ``query`` should see."""
+    deadline = time.monotonic() + 20
+    while True:
+        with psycopg.connect(standby_url, autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+        if row is not None and row[0] == expected:
+            return
+        assert time.monotonic() < deadline, f"the standby never replayed {query!r}"
+        time.sleep(0.1)
+
+
+def ready(client: TestClient) -> tuple[int, object]:
+    response = client.get("/health/ready")
+    return response.status_code, response.json()["checks"]["database"]["role"]
+
+
+def test_the_write_pool_asks_for_a_writable_host_and_keeps_every_host() -> None:
+    info = conninfo_to_dict(
+        session_conninfo("postgresql://app:pw@db-a:5432,db-b:5433/wms", "read-write")
+    )
+    assert info["host"] == "db-a,db-b"
+    assert info["port"] == "5432,5433"
+    assert info["target_session_attrs"] == "read-write"
+    assert info["connect_timeout"] == "5"
+    explicit = session_conninfo("postgresql://db-a/wms?connect_timeout=2", "any")
+    assert conninfo_to_dict(explicit)["connect_timeout"] == "2"
+
+
+def test_on_a_standby_ready_says_standby_and_writes_answer_503_with_retry_after(
+    settings: Settings, tenant: TenantKeys, standby_url: str
+) -> None:
+    wait_for_replay(standby_url, "SELECT count(*) FROM wms.api_keys", len(Role))
+    on_standby = settings.model_copy(update={"database_url": standby_url})
+    with TestClient(create_app(on_standby), raise_server_exceptions=False) as client:
+        assert ready(client) == (200, "standby")
+        refused = ApiClient(client, tenant.keys[Role.ADMIN]).post("/warehouses", json=WAREHOUSE)
+        assert refused.status_code == 503
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["retry-after"] == "5"
+        assert refused.json()["type"] == "https://wms.example/problems/database-read-only"
+
+
+def test_on_a_standby_reads_keep_working(
+    settings: Settings, tenant: TenantKeys, standby_url: str
+) -> None:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert ApiClient(client, tenant.keys[Role.ADMIN]).post(
+            "/warehouses", json=WAREHOUSE
+        ).status_code == 201  # fmt: skip
+    wait_for_replay(standby_url, "SELECT count(*) FROM wms.warehouses", 1)
+    on_standby = settings.model_copy(update={"database_url": standby_url})
+    with TestClient(create_app(on_standby), raise_server_exceptions=False) as client:
+        listed = ApiClient(client, tenant.keys[Role.ADMIN]).get("/warehouses")
+        assert listed.status_code == 200, listed.text
+        assert [w["code"] for w in listed.json()["items"]] == ["SP1"]
+
+
+def test_writes_find_the_writable_host_when_a_standby_is_listed_first(
+    settings: Settings, tenant: TenantKeys, standby_url: str, database_url: str
+) -> None:
+    both = settings.model_copy(update={"database_url": both_hosts(standby_url, database_url)})
+    with TestClient(create_app(both), raise_server_exceptions=False) as client:
+        api = ApiClient(client, tenant.keys[Role.ADMIN])
+        assert api.post("/warehouses", json=WAREHOUSE).status_code == 201
+        assert ready(client) == (200, "primary")
+        assert api.get("/warehouses/SP1").status_code == 200  # read-your-writes
+
+
+def test_writes_resume_without_a_restart_once_the_standby_is_promoted(
+    settings: Settings, tenant: TenantKeys, standby_url: str
+) -> None:
+    wait_for_replay(standby_url, "SELECT count(*) FROM wms.api_keys", len(Role))
+    on_standby = settings.model_copy(update={"database_url": standby_url})
+    with TestClient(create_app(on_standby), raise_server_exceptions=False) as client:
+        api = ApiClient(client, tenant.keys[Role.ADMIN])
+        assert api.post("/warehouses", json=WAREHOUSE).status_code == 503
+        with psycopg.connect(standby_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_promote(true, 30)")
+        promoted = time.monotonic()
+        while (status := api.post("/warehouses", json=WAREHOUSE).status_code) == 503:
+            assert time.monotonic() - promoted < 10, "writes did not resume"
+            time.sleep(0.1)
+        assert status == 201
+        assert ready(client) == (200, "primary")
+
+
+def test_a_pooled_connection_killed_under_the_app_is_replaced_before_use(
+    settings: Settings, tenant: TenantKeys, database_url: str
+) -> None:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        api = ApiClient(client, tenant.keys[Role.ADMIN])
+        assert api.post("/warehouses", json=WAREHOUSE).status_code == 201
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'wms-server' AND datname = current_database()"
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 1
+        assert api.get("/warehouses/SP1").status_code == 200
+        assert ready(client) == (200, "primary")

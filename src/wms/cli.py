@@ -1,4 +1,5 @@
-"""The ``wms-server`` command line: serve (the default), health, migrate, worker.
+"""The ``wms-server`` command line: serve (the default), health, migrate, worker, backup,
+restore, archive, tenant and apikey administration.
 
 Every user mistake ends in one line on stderr and a non-zero exit (2 for bad usage or
 configuration), never a traceback.
@@ -23,9 +24,15 @@ from wms import __version__
 from wms.config import ConfigError, Settings, load_settings
 from wms.domain.errors import DomainError
 from wms.domain.roles import Role
+from wms.ops import archive as archival
+from wms.ops import backup as backups
+from wms.ops.archive import DEFAULT_RETENTION_MONTHS, ArchiveError
+from wms.ops.backup import BackupError
 from wms.ops.logging import configure_logging
 from wms.ops.secrets import api_key_pepper
+from wms.ops.storage import LocationError, StorageError, Store, open_store
 from wms.services import tenants
+from wms.store.archive import Month
 from wms.store.database import DatabaseUnavailableError, wait_for_database
 from wms.store.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 from wms.store.migrations import MigrationError, Migrator
@@ -36,6 +43,9 @@ from wms.store.tenants import admin_connection
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 _OPERATIONAL_ERRORS = (
+    ArchiveError,
+    BackupError,
+    StorageError,
     DatabaseUnavailableError,
     EmbeddedDatabaseError,
     MigrationError,
@@ -165,6 +175,144 @@ def worker() -> None:
         finally:
             if metrics is not None:
                 metrics.shutdown()
+
+
+class StoreLocation(click.ParamType[Store, Any]):
+    """A directory path or ``s3://bucket/prefix`` (a malformed one is a usage error)."""
+
+    name = "PATH_OR_URL"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Store:
+        """Open the store, or fail as bad usage."""
+        try:
+            return open_store(str(value))
+        except LocationError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@cli.command()
+@click.option(
+    "--to",
+    "target",
+    type=StoreLocation(),
+    required=True,
+    help="A new directory, or s3://bucket/prefix (endpoint: WMS_S3_ENDPOINT_URL).",
+)
+def backup(target: Store) -> None:
+    """Back up the database (pg_dump custom format) with a checksummed manifest."""
+    settings = load_settings()
+    configure_logging("WARNING")
+    with sigterm_exits(), database(settings) as ready:
+        manifest = backups.backup(ready.migration_url, target)
+    rows = sum(manifest.row_counts.values())
+    click.echo(
+        f"backed up schema version {manifest.schema_version}: {rows} rows in "
+        f"{len(manifest.row_counts)} tables, {manifest.dump_bytes} bytes, "
+        f"sha256 {manifest.dump_sha256}, {manifest.duration_seconds} s → {target.describe()}"
+    )
+
+
+@cli.command()
+@click.option(
+    "--from",
+    "source",
+    type=StoreLocation(),
+    required=True,
+    help="The backup's directory or s3://bucket/prefix.",
+)
+@click.option("--force", is_flag=True, help="Replace a database that is not empty.")
+def restore(source: Store, force: bool) -> None:
+    """Restore a backup into the configured (empty) database, verifying its manifest."""
+    settings = load_settings()
+    configure_logging("WARNING")
+    with sigterm_exits(), database(settings) as ready:
+        result = backups.restore(ready.migration_url, source, force=force)
+    manifest = result.manifest
+    click.echo(
+        f"restored schema version {manifest.schema_version}: "
+        f"{sum(manifest.row_counts.values())} rows in {len(manifest.row_counts)} tables, "
+        f"checksum and row counts verified, {result.seconds} s"
+        + (" (the previous schema was replaced)" if result.replaced else "")
+    )
+    if result.pending_migrations:
+        click.echo(
+            f"{result.pending_migrations} newer migration(s) pending: run wms-server migrate"
+        )
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--to",
+    "target",
+    type=StoreLocation(),
+    default=None,
+    help="Where exports go: a directory or s3://bucket/prefix (one folder a month).",
+)
+@click.option(
+    "--retention-months",
+    type=click.IntRange(min=1),
+    default=DEFAULT_RETENTION_MONTHS,
+    show_default=True,
+    help="Months kept in the database besides the current one.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be archived; change nothing.")
+@click.pass_context
+def archive(ctx: click.Context, target: Store | None, retention_months: int, dry_run: bool) -> None:
+    """Archive ledger, audit and outbox months older than the retention (export, verify, drop)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if target is None and not dry_run:
+        raise click.UsageError("archive needs --to (or --dry-run)")
+    settings = load_settings()
+    configure_logging("WARNING")
+    cutoff = archival.cutoff_for(retention_months)
+    with sigterm_exits(), database(settings) as ready:
+        if dry_run:
+            plans = archival.plan(ready.migration_url, cutoff)
+            click.echo(f"dry run: months before {cutoff} would be archived; nothing changed")
+            for planned in plans:
+                rows = ", ".join(f"{table} {count}" for table, count in planned.rows.items())
+                drop = f"; drop partition {planned.partition}" if planned.partition else ""
+                click.echo(f"would archive {planned.month.label}: {rows} rows{drop}")
+            click.echo(f"{len(plans)} month(s) would be archived")
+            return
+        assert target is not None
+        done = archival.archive(ready.migration_url, target, cutoff)
+    for month in done:
+        rows = ", ".join(f"{table} {count}" for table, count in month.rows.items())
+        click.echo(
+            f"archived {month.month.label}: {rows} rows, {month.bytes} bytes, "
+            f"{month.opening_keys} opening balance(s) updated, {month.seconds} s "
+            f"→ {month.location}"
+        )
+    click.echo(f"{len(done)} month(s) archived (before {cutoff})")
+
+
+@archive.command("restore")
+@click.option(
+    "--from",
+    "source",
+    type=StoreLocation(),
+    required=True,
+    help="The archive destination given to `archive --to`.",
+)
+@click.option("--month", required=True, help="The archived month, YYYY-MM.")
+@click.option("--schema", default=None, help="New schema to load into (default archive_YYYY_MM).")
+def archive_restore(source: Store, month: str, schema: str | None) -> None:
+    """Load an archived month into tables of a new schema, for an audit."""
+    try:
+        wanted = Month.parse(month)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from None
+    settings = load_settings()
+    configure_logging("WARNING")
+    with sigterm_exits(), database(settings) as ready:
+        counts = archival.restore_month(ready.migration_url, source, wanted, schema)
+    name = schema or f"archive_{wanted.start:%Y_%m}"
+    rows = ", ".join(f"{name}.{table} {count}" for table, count in counts.items())
+    click.echo(f"restored {wanted.label} (checksums verified): {rows} rows")
 
 
 @contextlib.contextmanager

@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
             await app.state.replica_pool.open(wait=False)
             POOLS.watch("replica", app.state.replica_pool.get_stats)
         POOLS.watch("primary", pool.get_stats)
+        POOLS.watch("standby_fallback", pool.standby.get_stats)  # only used while no primary
         try:
             yield
         finally:
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
                 POOLS.forget("replica")
                 await app.state.replica_pool.close()
             POOLS.forget("primary")
+            POOLS.forget("standby_fallback")
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await pool.close()

@@ -42,9 +42,10 @@ test-pg15: install ## The database tests against the machine's PostgreSQL 15 (WM
 test-deploy: install ## Deployment checks: hadolint, helm, compose, terraform, workflow, scripts
 	$(PYTEST) -q -s tests/deploy $(PYTEST_END)
 
-drills: install ## Failover and PITR drills at full length; print RPO, RTO and outage figures
+drills: install ## Failover, PITR and rolling-restart drills at full length; print their figures
 	$(BIN)/python -m drills.failover
 	$(BIN)/python -m drills.pitr
+	$(BIN)/python -m drills.rolling_restart
 
 fuzz: install ## Contract fuzzing: schemathesis against a live server; prints the summary
 	$(PYTEST) -s -p no:cacheprovider tests/fuzz $(PYTEST_END)

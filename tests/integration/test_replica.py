@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +10,12 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg.conninfo import conninfo_to_dict
 
 from tests.conftest import ApiClient, PostgresServer, TenantKeys
+from tests.integration.standby_server import streaming_standby
 from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
-from wms.store.embedded import EmbeddedPostgres, binaries_dir
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("WMS_TEST_DATABASE_URL")),
@@ -30,29 +28,8 @@ def replica_url(
     postgres_server: PostgresServer, database_url: str, tmp_path: Path
 ) -> Iterator[str]:
     """The test database on a hot standby streaming from the test server."""
-    root = tmp_path / "replica"
-    root.mkdir()
-    replica = EmbeddedPostgres(root)
-    user = replica._system_user()
-    pgdata = root / "pgdata"
-    pgdata.mkdir(mode=0o700)
-    if user is not None:
-        replica._make_traversable(root)
-        os.chown(pgdata, user.pw_uid, user.pw_gid)
-    primary = conninfo_to_dict(postgres_server.maintenance_url)
-    subprocess.run(
-        [str(binaries_dir() / "pg_basebackup"), "-h", str(primary.get("host", "127.0.0.1")),
-         "-p", str(primary["port"]), "-U", str(primary.get("user", "postgres")),
-         "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast"],
-        check=True, capture_output=True, timeout=120,
-        user=user.pw_uid if user else None, group=user.pw_gid if user else None,
-    )  # fmt: skip
-    replica.start()
-    try:
-        database = conninfo_to_dict(database_url)["dbname"]
-        yield replica.url_for(str(database))
-    finally:
-        replica.stop()
+    with streaming_standby(postgres_server, database_url, tmp_path / "replica") as url:
+        yield url
 
 
 def replica_sql(url: str, query: str) -> object:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +13,11 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.conftest import ApiClient, PostgresServer, TenantKeys
+from tests.integration.standby_server import streaming_standby
 from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
 from wms.store.database import session_conninfo
-from wms.store.embedded import EmbeddedPostgres, binaries_dir
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("WMS_TEST_DATABASE_URL")),
@@ -32,28 +31,8 @@ def standby_url(
     postgres_server: PostgresServer, database_url: str, tmp_path: Path
 ) -> Iterator[str]:
     """The test database on a hot standby streaming from the test server (promotable)."""
-    root = tmp_path / "standby"
-    root.mkdir()
-    standby = EmbeddedPostgres(root)
-    user = standby._system_user()
-    pgdata = root / "pgdata"
-    pgdata.mkdir(mode=0o700)
-    if user is not None:
-        standby._make_traversable(root)
-        os.chown(pgdata, user.pw_uid, user.pw_gid)
-    primary = conninfo_to_dict(postgres_server.maintenance_url)
-    subprocess.run(
-        [str(binaries_dir() / "pg_basebackup"), "-h", str(primary.get("host", "127.0.0.1")),
-         "-p", str(primary["port"]), "-U", str(primary.get("user", "postgres")),
-         "-D", str(pgdata), "-R", "-X", "stream", "-c", "fast"],
-        check=True, capture_output=True, timeout=120,
-        user=user.pw_uid if user else None, group=user.pw_gid if user else None,
-    )  # fmt: skip
-    standby.start()
-    try:
-        yield standby.url_for(str(conninfo_to_dict(database_url)["dbname"]))
-    finally:
-        standby.stop()
+    with streaming_standby(postgres_server, database_url, tmp_path / "standby") as url:
+        yield url
 
 
 def both_hosts(first: str, second: str) -> str:

@@ -16,8 +16,6 @@ server process resumed writing.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +24,15 @@ from pathlib import Path
 import psycopg
 
 from drills.cluster import Cluster, clone_standby, init_primary, make_synchronous
-from drills.service import OrderWriter, Server, provision, seed, service_env, table
+from drills.service import (
+    OrderWriter,
+    Server,
+    drill_folder,
+    provision,
+    seed,
+    service_env,
+    table,
+)
 
 STANDBY_NAME = "standby1"
 
@@ -182,8 +188,7 @@ def main() -> None:
     parser.add_argument("--after-seconds", type=float, default=5.0)
     parser.add_argument("--keep", action="store_true", help="keep the folder (logs, data)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="wms-drill-failover-"))
-    try:
+    with drill_folder("failover", keep=args.keep) as root:
         report = run(
             root,
             warmup_seconds=args.warmup_seconds,
@@ -191,11 +196,6 @@ def main() -> None:
             after_seconds=args.after_seconds,
         )
         print(report.text())
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

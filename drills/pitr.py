@@ -21,7 +21,6 @@ import argparse
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,15 @@ from drills.cluster import (
     run_pg,
     spawn_pg,
 )
-from drills.service import OrderWriter, Server, provision, seed, service_env, table
+from drills.service import (
+    OrderWriter,
+    Server,
+    drill_folder,
+    provision,
+    seed,
+    service_env,
+    table,
+)
 
 RECEIVER = "pg_receivewal"
 SLOT = "wal_archive"
@@ -232,17 +239,11 @@ def main() -> None:
     parser.add_argument("--detection-seconds", type=float, default=5.0)
     parser.add_argument("--keep", action="store_true", help="keep the folder (logs, data)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="wms-drill-pitr-"))
-    try:
+    with drill_folder("pitr", keep=args.keep) as root:
         report = run(
             root, warmup_seconds=args.warmup_seconds, detection_seconds=args.detection_seconds
         )
         print(report.text())
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

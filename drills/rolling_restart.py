@@ -24,11 +24,9 @@ import contextlib
 import grp
 import itertools
 import os
-import shutil
 import signal
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -39,7 +37,7 @@ import httpx
 import psycopg
 
 from drills.cluster import prepare_folder, system_user
-from drills.service import TENANT, Server, order_body, seed, service_env, table
+from drills.service import TENANT, Server, drill_folder, order_body, seed, service_env, table
 from wms.cli import migrate_database
 from wms.config import load_settings
 from wms.domain.roles import Role
@@ -624,8 +622,7 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the folder (logs, data)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="wms-drill-rolling-"))
-    try:
+    with drill_folder("rolling", keep=args.keep) as root:
         report = run(
             root,
             drain_seconds=args.drain_seconds,
@@ -635,11 +632,6 @@ def main() -> None:
             deregister=not args.no_deregister,
         )
         print(report.text())
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,16 @@ retried with the same key until it does, as a careful integrator would.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,3 +242,16 @@ def table(title: str, rows: list[tuple[str, object]]) -> str:
     lines = [title, "-" * len(title)]
     lines += [f"{name.ljust(width)}  {value}" for name, value in rows]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def drill_folder(name: str, *, keep: bool) -> Iterator[Path]:
+    """A temporary folder for one drill's clusters and logs; removed after unless ``keep``."""
+    root = Path(tempfile.mkdtemp(prefix=f"wms-drill-{name}-"))
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)

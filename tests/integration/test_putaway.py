@@ -17,6 +17,7 @@ from tests.integration.test_inbound import (
     stock,
 )
 from tests.integration.test_inventory import ledger_matches_balances
+from tests.integration.test_no_oversell import in_parallel
 
 
 @pytest.fixture
@@ -170,3 +171,21 @@ def test_putaway_tasks_list_by_status_and_page_with_a_cursor(api: ApiClient, wor
     assert open_ids == [t["id"] for t in tasks[1:]]
     assert api.get("/putaway-tasks", params={"warehouse": "RJ1"}).json()["items"] == []
     assert api.get("/putaway-tasks/999999").status_code == 404
+
+
+def test_receipts_at_the_same_moment_never_promise_one_locations_room_twice(
+    api: ApiClient, world: None
+) -> None:
+    # LOT-1 (velocity A) goes to zone F: F-01 holds 30. Six receipts of two 10-unit lines
+    # each arrive together; without the location locks each would see F-01 empty.
+    asns = [must(new_asn(api, reference=f"PO-{n}", lines=[{"sku": "LOT-1", "quantity": 20}]))
+            for n in range(6)]  # fmt: skip
+    lines = [scan(sku="LOT-1", lot="L1", expiry="2030-01-01", quantity=10) for _ in range(2)]
+    answers = in_parallel(
+        [lambda a=asn: api.post(f"/asns/{a['id']}/receipts", json={"lines": lines}) for asn in asns]
+    )
+    assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+    tasks = api.get("/putaway-tasks", params={"status": "open", "limit": 500}).json()["items"]
+    assert sum(t["quantity"] for t in tasks if t["suggested_location"] == "F-01") == 30
+    assert sum(t["quantity"] for t in tasks) == 120
+    promised_within_capacity(api)

@@ -9,7 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wms.domain.inventory import LocationUnavailableError
-from wms.domain.putaway import Candidate, Item, Load, Rule, check_room, matching_rule, suggest
+from wms.domain.putaway import (
+    FALLBACK_TYPES,
+    RULE_ZONE_TYPES,
+    Candidate,
+    Item,
+    Load,
+    Rule,
+    Shelves,
+    check_room,
+    matching_rule,
+    suggest,
+)
 
 ITEM = Item(product_id=1, sku="SKU-1", lot_code="L1", category="dairy", velocity_class="A")
 
@@ -182,3 +193,61 @@ def test_promising_tasks_one_after_another_never_overfills_a_location(
         added = after.promised.units - original.promised.units
         if added and after.capacity_units is not None:
             assert after.stored.units + after.promised.units <= after.capacity_units
+
+
+def scan_every_location(
+    rules: list[Rule], candidates: list[Candidate], item: Item, quantity: int
+) -> Candidate | None:
+    """The rules as first written: filter every location, then take the best (a reference)."""
+    rule = matching_rule(rules, item)
+    allow_mixed = rule.allow_mixed_lots if rule is not None else True
+
+    def fits(c: Candidate, types: frozenset[str]) -> bool:
+        return (c.active and c.type in types and c.room_for(item, quantity)
+                and (allow_mixed or not c.mixes_lots(item)))  # fmt: skip
+
+    def best(places: list[Candidate]) -> Candidate | None:
+        mine = (item.product_id, item.lot_code)
+        return min(places, key=lambda c: (mine not in c.holds, c.pick_sequence, c.id),
+                   default=None)  # fmt: skip
+
+    if rule is not None:
+        chosen = best([c for c in candidates if c.zone == rule.zone and fits(c, RULE_ZONE_TYPES)])
+        if chosen is not None:
+            return chosen
+    return best([c for c in candidates if fits(c, FALLBACK_TYPES)])
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["A", "B", None]), st.sampled_from(["storage", "pick", "dock"]),
+                  st.booleans(), st.integers(0, 5), st.one_of(st.none(), st.integers(0, 12)),
+                  st.sets(st.tuples(st.integers(1, 3), st.sampled_from(["", "L1", "L2"])),
+                          max_size=2)),
+        max_size=12,
+    ),
+    st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["", "L1", "L2"]), st.integers(1, 6)),
+             max_size=15),
+    st.booleans(),
+)  # fmt: skip
+def test_shelves_choose_as_a_scan_of_every_location_would_line_after_line(
+    layout: list[tuple[str | None, str, bool, int, int | None, set[tuple[int, str]]]],
+    lines: list[tuple[int, str, int]],
+    mixed: bool,
+) -> None:
+    candidates = [
+        place(n + 1, zone=zone, type=kind, active=active, pick_sequence=sequence,
+              capacity_units=capacity, holds=frozenset(holds))
+        for n, (zone, kind, active, sequence, capacity, holds) in enumerate(layout)
+    ]  # fmt: skip
+    rules = [Rule(zone="A", velocity_class="A", allow_mixed_lots=mixed), Rule(zone="B")]
+    shelves, reference = Shelves(candidates), {c.id: c for c in candidates}
+    for product, lot, quantity in lines:
+        item = Item(product_id=product, sku=f"SKU-{product}", lot_code=lot,
+                    velocity_class="A" if product == 1 else "B")  # fmt: skip
+        expected = scan_every_location(rules, list(reference.values()), item, quantity)
+        assert shelves.suggest(rules, item, quantity) == expected
+        if expected is not None:
+            promised = expected.promise(item, quantity)
+            shelves.put(promised)
+            reference[promised.id] = promised

@@ -13,7 +13,7 @@ mixing lots if the matched rule forbids it); when none has, there is no suggesti
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -141,28 +141,71 @@ def suggest(
     rules: Sequence[Rule], candidates: Sequence[Candidate], item: Item, quantity: int
 ) -> Candidate | None:
     """The location to suggest for ``quantity`` of ``item``; None when nothing fits."""
-    rule = matching_rule(rules, item)
-    allow_mixed = rule.allow_mixed_lots if rule is not None else True
-
-    def fits(place: Candidate, types: frozenset[str]) -> bool:
-        return (
-            place.active
-            and place.type in types
-            and place.room_for(item, quantity)
-            and (allow_mixed or not place.mixes_lots(item))
-        )
-
-    if rule is not None:
-        in_zone = [c for c in candidates if c.zone == rule.zone and fits(c, RULE_ZONE_TYPES)]
-        if in_zone:
-            return _best(in_zone, item)
-    anywhere = [c for c in candidates if fits(c, FALLBACK_TYPES)]
-    return _best(anywhere, item) if anywhere else None
+    return Shelves(candidates).suggest(rules, item, quantity)
 
 
-def _best(places: Sequence[Candidate], item: Item) -> Candidate:
-    mine = (item.product_id, item.lot_code)
-    return min(places, key=lambda c: (mine not in c.holds, c.pick_sequence, c.id))
+class Shelves:
+    """A warehouse's candidate locations in suggestion order, kept current as tasks promise.
+
+    A receipt suggests a location per line; scanning and filtering every location for
+    each line made a 5,000-line receipt cost 5,000 × 5,000 checks. Here locations are
+    sorted once by (pick sequence, id) and indexed by the (product, lot) pairs they hold,
+    so a suggestion looks at holders of the item first, then walks the order only until
+    the first location that fits: the same choice, far fewer checks.
+    """
+
+    def __init__(self, candidates: Iterable[Candidate]) -> None:
+        self._by_id: dict[int, Candidate] = {}
+        self._holders: dict[tuple[int, str], set[int]] = {}
+        for candidate in candidates:
+            self.put(candidate)
+        self._order = sorted(self._by_id, key=self._rank)
+
+    def _rank(self, location_id: int) -> tuple[int, int]:
+        place = self._by_id[location_id]
+        return (place.pick_sequence, place.id)
+
+    def put(self, candidate: Candidate) -> None:
+        """Add ``candidate``, or replace the location's figures (reloaded, or promised)."""
+        old = self._by_id.get(candidate.id)
+        if old is not None:
+            for pair in old.holds:
+                self._holders[pair].discard(candidate.id)
+        self._by_id[candidate.id] = candidate
+        for pair in candidate.holds:
+            self._holders.setdefault(pair, set()).add(candidate.id)
+
+    def get(self, location_id: int) -> Candidate:
+        """The current figures of a location."""
+        return self._by_id[location_id]
+
+    def suggest(self, rules: Sequence[Rule], item: Item, quantity: int) -> Candidate | None:
+        """The rules' choice for ``quantity`` of ``item``; None when nothing fits."""
+        rule = matching_rule(rules, item)
+        allow_mixed = rule.allow_mixed_lots if rule is not None else True
+
+        def fits(place: Candidate, types: frozenset[str]) -> bool:
+            return (
+                place.active
+                and place.type in types
+                and place.room_for(item, quantity)
+                and (allow_mixed or not place.mixes_lots(item))
+            )
+
+        def first(types: frozenset[str], zone: Rule | None) -> Candidate | None:
+            holders = sorted(self._holders.get((item.product_id, item.lot_code), ()),
+                             key=self._rank)  # fmt: skip
+            for location_id in (*holders, *self._order):
+                place = self._by_id[location_id]
+                if (zone is None or place.zone == zone.zone) and fits(place, types):
+                    return place
+            return None
+
+        if rule is not None:
+            chosen = first(RULE_ZONE_TYPES, rule)
+            if chosen is not None:
+                return chosen
+        return first(FALLBACK_TYPES, None)
 
 
 def check_room(place: Candidate, item: Item, quantity: int) -> None:

@@ -70,6 +70,7 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
         raise FieldError("/confirmations", "a task is confirmed twice")
     tasks = await store.lock_tasks(uow.conn, ids)
     results = []
+    touched = _Touched()
     for index, scan in enumerate(scans):
         at = f"/confirmations/{index}" if batch else ""
         task = tasks.get(scan.task_id)
@@ -77,13 +78,33 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
             if batch:
                 raise UnknownReferenceError(f"{at}/task", f"no pick task {scan.task_id}")
             raise NotFoundError(f"no pick task {scan.task_id}")
-        results.append(await _confirm(uow, task, scan, at))
-    for result in results:  # re-read: later confirmations of a batch may touch earlier ones
-        result.task = (await store.tasks(uow.conn, ids=[result.task["id"]], limit=1))[0]
+        results.append(await _confirm(uow, task, scan, at, touched))
+    # What depends on the batch as a whole is settled once, not once per task: a 5,000-line
+    # order confirmed in batches asked "any open task left?" 5,000 times otherwise.
+    await _advance_orders(uow, touched.orders)
+    for wave_id in sorted(touched.waves):
+        await wave_store.complete_if_done(uow.conn, wave_id)
+    for warehouse_id, product_ids in sorted(touched.products.items()):
+        await replenishment.check_levels(uow, warehouse_id, sorted(product_ids))
+    # Re-read: later confirmations of a batch may touch earlier ones.
+    fresh = {t["id"]: t for t in await store.tasks(uow.conn, ids=ids, limit=len(ids))}
+    for result in results:
+        result.task = fresh[result.task["id"]]
     return results
 
 
-async def _confirm(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str) -> Picked:
+@dataclass
+class _Touched:
+    """What a batch of confirmations touched: orders (with their warehouse), waves, products."""
+
+    orders: dict[int, str] = field(default_factory=dict)  # order id → warehouse code
+    waves: set[int] = field(default_factory=set)
+    products: dict[int, set[int]] = field(default_factory=dict)
+
+
+async def _confirm(
+    uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str, touched: _Touched
+) -> Picked:
     if task["status"] != PickTaskStatus.OPEN:
         raise InvalidStateError(
             f"pick task {task['id']} is {task['status']}", current_status=task["status"]
@@ -111,9 +132,10 @@ async def _confirm(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str) -
         await _shortage(
             uow, task, shares=shares, short=short, heads=heads, result=result, source_id=source_id
         )
-    await _advance_orders(uow, task, heads)
-    await wave_store.complete_if_done(uow.conn, task["wave_id"])
-    await replenishment.check_levels(uow, task["warehouse_id"], [task["product_id"]])
+    for order_id in heads:
+        touched.orders[order_id] = task["warehouse"]
+    touched.waves.add(task["wave_id"])
+    touched.products.setdefault(task["warehouse_id"], set()).add(task["product_id"])
     data = {
         "task": task["id"], "wave": task["wave_id"], "location": task["location"],
         "staging_location": task["staging"], "sku": task["sku"], "lot": api_lot(task["lot_code"]),
@@ -276,15 +298,15 @@ async def _flag_for_count(uow: UnitOfWork, task: dict[str, Any]) -> int:
     return count_id
 
 
-async def _advance_orders(
-    uow: UnitOfWork, task: dict[str, Any], heads: dict[int, dict[str, Any]]
-) -> None:
+async def _advance_orders(uow: UnitOfWork, orders: dict[int, str]) -> None:
     """Released orders start picking; an order with no open task left is picked."""
-    for order_id, head in heads.items():
+    heads = await order_store.heads_by_id(uow.conn, sorted(orders))  # as the batch left them
+    for head in heads:
+        order_id, warehouse = head["id"], orders[head["id"]]
         status = head["status"]
         if status == OrderStatus.RELEASED:
             status = OrderStatus.PICKING
-        if await store.open_task_count(uow.conn, order_id) == 0:
+        if not await store.has_open_tasks(uow.conn, order_id):
             status = OrderStatus.PICKED
         if status == head["status"]:
             continue
@@ -299,7 +321,7 @@ async def _advance_orders(
                                "quantity": line["quantity"], "picked": line["picked"]}
                               for line in lines]}  # fmt: skip
             uow.emit("wms.order.picked", "order", head["number"], data,
-                     warehouse=task["warehouse"])  # fmt: skip
+                     warehouse=warehouse)  # fmt: skip
 
 
 async def get(conn: AsyncConnection, task_id: int) -> dict[str, Any]:

@@ -30,9 +30,9 @@ from wms.domain.putaway import (
     Candidate,
     Item,
     Rule,
+    Shelves,
     check_room,
     matching_rule,
-    suggest,
 )
 from wms.ops import business_metrics
 from wms.services import backorders, inventory
@@ -69,60 +69,47 @@ async def create_tasks(
     product_ids = sorted({task.product_id for task in tasks})
     attributes = await asn_store.product_attributes(uow.conn, product_ids)
     rules = await _rules(uow.conn, warehouse_id)
-    places = {c.id: c for c in await store.candidates(uow.conn, warehouse_id, product_ids)}
+    items = [_item(attributes[task.product_id], task.lot_code) for task in tasks]
+    known = {c.id: c for c in await store.candidates(uow.conn, warehouse_id, product_ids)}
     verified: set[int] = set()
-    ids = []
-    for task in tasks:
-        item = _item(attributes[task.product_id], task.lot_code)
-        chosen = await _choose(
-            uow, places, item, task.quantity,
-            warehouse_id=warehouse_id, product_ids=product_ids, rules=rules, verified=verified,
-        )  # fmt: skip
-        if chosen is not None:
-            places[chosen.id] = chosen.promise(item, task.quantity)
-        ids.append(
-            await store.insert_task(
-                uow.conn,
-                uow.tenant_id,
-                warehouse_id=warehouse_id,
-                asn_id=asn_id,
-                receipt_id=receipt_id,
-                receipt_line_no=task.receipt_line_no,
-                product_id=task.product_id,
-                lot_code=task.lot_code,
-                quantity=task.quantity,
-                from_location_id=task.from_location_id,
-                suggested_location_id=None if chosen is None else chosen.id,
-                received_at=received_at,
-            )
-        )
-    return ids
-
-
-async def _choose(
-    uow: UnitOfWork,
-    places: dict[int, Candidate],
-    item: Item,
-    quantity: int,
-    *,
-    warehouse_id: int,
-    product_ids: Sequence[int],
-    rules: Sequence[Rule],
-    verified: set[int],
-) -> Candidate | None:
-    """The rules' choice, re-read under the location's lock before it is promised.
-
-    The candidates were read without locks; a location is locked and reloaded the first
-    time it is chosen, and the rules run again on the fresh figures.
-    """
     while True:
-        choice = suggest(rules, list(places.values()), item, quantity)
-        if choice is None or choice.id in verified:
-            return choice
-        await stock_store.lock_location(uow.conn, choice.id)
-        (fresh,) = await store.candidates(uow.conn, warehouse_id, product_ids, only=choice.id)
-        places[choice.id] = fresh
-        verified.add(choice.id)
+        # Plan every line on what is known; the chosen locations read without a lock are
+        # then locked (one statement) and reloaded, and the plan is made again, until it
+        # chooses only locked, fresh locations. One round trip per pass, not per line.
+        chosen = _plan(Shelves(known.values()), rules, items, tasks)
+        unverified = sorted({c.id for c in chosen if c is not None} - verified)
+        if not unverified:
+            break
+        await stock_store.lock_locations(uow.conn, unverified)
+        for fresh in await store.candidates(uow.conn, warehouse_id, product_ids, only=unverified):
+            known[fresh.id] = fresh
+        verified.update(unverified)
+    return await store.insert_tasks(
+        uow.conn,
+        uow.tenant_id,
+        warehouse_id=warehouse_id,
+        asn_id=asn_id,
+        receipt_id=receipt_id,
+        received_at=received_at,
+        rows=[
+            store.NewTaskRow(task.receipt_line_no, task.product_id, task.lot_code, task.quantity,
+                             task.from_location_id, None if place is None else place.id)
+            for task, place in zip(tasks, chosen, strict=True)
+        ],
+    )  # fmt: skip
+
+
+def _plan(
+    shelves: Shelves, rules: Sequence[Rule], items: Sequence[Item], tasks: Sequence[NewTask]
+) -> list[Candidate | None]:
+    """Each task's suggestion in turn, each promising its room before the next is chosen."""
+    chosen: list[Candidate | None] = []
+    for item, task in zip(items, tasks, strict=True):
+        place = shelves.suggest(rules, item, task.quantity)
+        if place is not None:
+            shelves.put(place.promise(item, task.quantity))
+        chosen.append(place)
+    return chosen
 
 
 async def confirm(uow: UnitOfWork, task_id: int, location_code: str | None) -> dict[str, Any]:
@@ -143,7 +130,7 @@ async def confirm(uow: UnitOfWork, task_id: int, location_code: str | None) -> d
         raise FieldError("/location", f"putaway task {task_id} has no suggestion: name a location")
     await stock_store.lock_location(uow.conn, destination)
     (place,) = await store.candidates(
-        uow.conn, warehouse_id, [task["product_id"]], only=destination, except_task=task_id
+        uow.conn, warehouse_id, [task["product_id"]], only=[destination], except_task=task_id
     )
     if place.type not in RULE_ZONE_TYPES:
         raise FieldError("/location", f"location {place.code} is a {place.type} location; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -125,6 +126,14 @@ async def lock_location(conn: AsyncConnection, location_id: int) -> int:
     )
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+async def lock_locations(conn: AsyncConnection, location_ids: Sequence[int]) -> None:
+    """Lock locations against concurrent filling, in id order (no deadlock between two)."""
+    await conn.execute(
+        "SELECT 1 FROM locations WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+        (sorted(location_ids),),
+    )
 
 
 async def find_lot(

@@ -138,16 +138,20 @@ async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
     return sorted({int(row[1]) for row in rows})
 
 
-async def open_task_count(conn: AsyncConnection, order_id: int) -> int:
-    """Open tasks still picking for the order."""
+async def has_open_tasks(conn: AsyncConnection, order_id: int) -> bool:
+    """Whether an open task still picks for the order.
+
+    Driven from the order's shares, each task looked up by its key: freshly released
+    tasks have no statistics yet, and a join let the planner scan every task instead.
+    """
     cursor = await conn.execute(
-        "SELECT count(DISTINCT t.id) FROM pick_tasks t JOIN pick_task_orders s "
-        "ON s.tenant_id = t.tenant_id AND s.task_id = t.id "
-        "WHERE s.order_id = %s AND t.status = 'open' AND s.quantity > 0",
+        "SELECT EXISTS (SELECT 1 FROM pick_task_orders s WHERE s.order_id = %s "
+        "AND s.quantity > 0 AND (SELECT t.status FROM pick_tasks t "
+        "WHERE t.tenant_id = s.tenant_id AND t.id = s.task_id) = 'open')",
         (order_id,),
     )
     row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    return bool(row and row[0])
 
 
 async def picked_by_place(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:

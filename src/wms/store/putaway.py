@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ from psycopg.rows import dict_row
 from wms.domain.putaway import Candidate, Load
 
 # Stored and promised load per location: units, and volume/weight of the units whose
-# product has those measures (litres = cm³ / 1000). ``%(only)s`` narrows to one location
+# product has those measures (litres = cm³ / 1000). ``%(only)s`` narrows to given locations
 # (a confirmation, which must also see inactive or non-storage locations); ``%(task)s``
 # leaves one task out of the promised units (the task being confirmed).
 _CANDIDATES = """
@@ -24,7 +25,7 @@ WITH stored AS (
     FROM inventory_balances b
     JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id
     WHERE b.warehouse_id = %(wh)s AND b.on_hand > 0
-      AND (%(only)s::bigint IS NULL OR b.location_id = %(only)s)
+      AND (%(only)s::bigint[] IS NULL OR b.location_id = ANY(%(only)s))
     GROUP BY b.location_id
 ), promised AS (
     SELECT t.suggested_location_id AS location_id, sum(t.quantity) AS units,
@@ -33,7 +34,7 @@ WITH stored AS (
     FROM putaway_tasks t
     JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id
     WHERE t.warehouse_id = %(wh)s AND t.status = 'open' AND t.suggested_location_id IS NOT NULL
-      AND (%(only)s::bigint IS NULL OR t.suggested_location_id = %(only)s)
+      AND (%(only)s::bigint[] IS NULL OR t.suggested_location_id = ANY(%(only)s))
       AND (%(task)s::bigint IS NULL OR t.id <> %(task)s)
     GROUP BY t.suggested_location_id
 )
@@ -47,8 +48,8 @@ LEFT JOIN zones z ON z.tenant_id = l.tenant_id AND z.id = l.zone_id
 LEFT JOIN stored s ON s.location_id = l.id
 LEFT JOIN promised pr ON pr.location_id = l.id
 WHERE l.warehouse_id = %(wh)s
-  AND (%(only)s::bigint IS NULL OR l.id = %(only)s)
-  AND (%(only)s::bigint IS NOT NULL OR (l.active AND l.type IN ('storage', 'pick')))
+  AND (%(only)s::bigint[] IS NULL OR l.id = ANY(%(only)s))
+  AND (%(only)s::bigint[] IS NOT NULL OR (l.active AND l.type IN ('storage', 'pick')))
 ORDER BY l.pick_sequence, l.id
 """
 
@@ -56,12 +57,12 @@ ORDER BY l.pick_sequence, l.id
 _HOLDS = """
 SELECT location_id, product_id, lot_code FROM inventory_balances
 WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND on_hand > 0
-  AND (%(only)s::bigint IS NULL OR location_id = %(only)s)
+  AND (%(only)s::bigint[] IS NULL OR location_id = ANY(%(only)s))
 UNION
 SELECT suggested_location_id, product_id, lot_code FROM putaway_tasks
 WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND status = 'open'
   AND suggested_location_id IS NOT NULL
-  AND (%(only)s::bigint IS NULL OR suggested_location_id = %(only)s)
+  AND (%(only)s::bigint[] IS NULL OR suggested_location_id = ANY(%(only)s))
   AND (%(task)s::bigint IS NULL OR id <> %(task)s)
 """
 
@@ -71,11 +72,12 @@ async def candidates(
     warehouse_id: int,
     product_ids: Sequence[int],
     *,
-    only: int | None = None,
+    only: Sequence[int] | None = None,
     except_task: int | None = None,
 ) -> list[Candidate]:
     """Active storage and pick locations of the warehouse (or just ``only``), loaded."""
-    params = {"wh": warehouse_id, "only": only, "task": except_task, "products": list(product_ids)}
+    params = {"wh": warehouse_id, "only": None if only is None else list(only),
+              "task": except_task, "products": list(product_ids)}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(_HOLDS, params)
     holds: dict[int, set[tuple[int, str]]] = {}
@@ -107,33 +109,48 @@ async def candidates(
     ]
 
 
-async def insert_task(
+@dataclass(frozen=True)
+class NewTaskRow:
+    """One putaway task to insert (the receipt's and warehouse's ids come separately)."""
+
+    receipt_line_no: int
+    product_id: int
+    lot_code: str
+    quantity: int
+    from_location_id: int
+    suggested_location_id: int | None
+
+
+async def insert_tasks(
     conn: AsyncConnection,
     tenant_id: int,
     *,
     warehouse_id: int,
     asn_id: int,
     receipt_id: int,
-    receipt_line_no: int,
-    product_id: int,
-    lot_code: str,
-    quantity: int,
-    from_location_id: int,
-    suggested_location_id: int | None,
     received_at: datetime,
-) -> int:
-    """A new open putaway task; its id."""
-    cursor = await conn.execute(
-        "INSERT INTO putaway_tasks (tenant_id, warehouse_id, asn_id, receipt_id, "
-        "receipt_line_no, product_id, lot_code, quantity, from_location_id, "
-        "suggested_location_id, received_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (tenant_id, warehouse_id, asn_id, receipt_id, receipt_line_no, product_id, lot_code,
-         quantity, from_location_id, suggested_location_id, received_at),
-    )  # fmt: skip
-    row = await cursor.fetchone()
-    assert row is not None
-    return int(row[0])
+    rows: Sequence[NewTaskRow],
+) -> list[int]:
+    """New open putaway tasks, in one pipelined round trip; their ids in ``rows``' order."""
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO putaway_tasks (tenant_id, warehouse_id, asn_id, receipt_id, "
+            "receipt_line_no, product_id, lot_code, quantity, from_location_id, "
+            "suggested_location_id, received_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            [(tenant_id, warehouse_id, asn_id, receipt_id, r.receipt_line_no, r.product_id,
+              r.lot_code, r.quantity, r.from_location_id, r.suggested_location_id, received_at)
+             for r in rows],
+            returning=True,
+        )  # fmt: skip
+        ids = []
+        while True:
+            row = await cursor.fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+            if not cursor.nextset():
+                break
+    return ids
 
 
 async def lock_task(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:

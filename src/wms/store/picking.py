@@ -104,6 +104,107 @@ async def mark_picked(
     )
 
 
+async def shares_of(
+    conn: AsyncConnection, task_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """``shares`` of many tasks in one query: task id → its order lines (tasks without any: [])."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT s.task_id, s.order_id, o.number, s.line_no, s.quantity, s.tote, o.priority, "
+        "o.ship_by FROM pick_task_orders s "
+        "JOIN orders o ON o.tenant_id = s.tenant_id AND o.id = s.order_id "
+        "WHERE s.task_id = ANY(%s::bigint[]) ORDER BY s.task_id, s.order_id, s.line_no",
+        (list(task_ids),),
+    )
+    found: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in task_ids}
+    for row in await cursor.fetchall():
+        found[row.pop("task_id")].append(row)
+    return found
+
+
+async def mark_many_picked(
+    conn: AsyncConnection,
+    picks: Sequence[tuple[int, str, int]],
+    *,
+    actor: str,
+    received: dict[tuple[int, int, int], int],
+) -> None:
+    """``mark_picked`` for many tasks: (task, status, picked) each; (task, order, line) → units."""
+    if not picks:
+        return
+    await conn.execute(
+        "UPDATE pick_tasks t SET status = v.status, picked_quantity = v.picked, picker = %s, "
+        "picked_at = now() FROM unnest(%s::bigint[], %s::text[], %s::bigint[]) "
+        "AS v(id, status, picked) WHERE t.id = v.id",
+        (actor, [p[0] for p in picks], [str(p[1]) for p in picks], [p[2] for p in picks]),
+    )
+    if not received:
+        return
+    await conn.execute(
+        "UPDATE pick_task_orders s SET picked = v.q FROM unnest(%s::bigint[], %s::bigint[], "
+        "%s::int[], %s::bigint[]) AS v(task_id, order_id, line_no, q) WHERE s.task_id = v.task_id "
+        "AND s.order_id = v.order_id AND s.line_no = v.line_no",
+        ([k[0] for k in received], [k[1] for k in received], [k[2] for k in received],
+         list(received.values())),
+    )  # fmt: skip
+
+
+async def release_many(conn: AsyncConnection, parts: dict[tuple[int, int, int], int]) -> None:
+    """``orders.release_at`` over many locked balances: (balance, order, line) → units."""
+    parts = {key: q for key, q in parts.items() if q > 0}
+    if not parts:
+        return
+    columns = ([k[0] for k in parts], [k[1] for k in parts], [k[2] for k in parts],
+               list(parts.values()))  # fmt: skip
+    await conn.execute(
+        "DELETE FROM allocations a USING unnest(%s::bigint[], %s::bigint[], %s::int[], "
+        "%s::bigint[]) AS v(balance_id, order_id, line_no, q) WHERE a.balance_id = v.balance_id "
+        "AND a.order_id = v.order_id AND a.line_no = v.line_no AND a.quantity = v.q",
+        columns,
+    )
+    await conn.execute(
+        "UPDATE allocations a SET quantity = a.quantity - v.q FROM unnest(%s::bigint[], "
+        "%s::bigint[], %s::int[], %s::bigint[]) AS v(balance_id, order_id, line_no, q) "
+        "WHERE a.balance_id = v.balance_id AND a.order_id = v.order_id "
+        "AND a.line_no = v.line_no AND a.quantity > v.q",
+        columns,
+    )
+    await _add_allocated(conn, parts, sign=-1)
+
+
+async def reserve_many(
+    conn: AsyncConnection, tenant_id: int, parts: dict[tuple[int, int, int], int]
+) -> None:
+    """``orders.reserve_at`` over many locked balances: (balance, order, line) → units."""
+    parts = {key: q for key, q in parts.items() if q > 0}
+    if not parts:
+        return
+    await _add_allocated(conn, parts, sign=1)
+    await conn.execute(
+        "INSERT INTO allocations (tenant_id, order_id, line_no, balance_id, quantity) "
+        "SELECT %s, v.order_id, v.line_no, v.balance_id, v.q FROM unnest(%s::bigint[], "
+        "%s::bigint[], %s::int[], %s::bigint[]) AS v(balance_id, order_id, line_no, q) "
+        "ON CONFLICT (tenant_id, order_id, line_no, balance_id) "
+        "DO UPDATE SET quantity = allocations.quantity + excluded.quantity",
+        (tenant_id, [k[0] for k in parts], [k[1] for k in parts], [k[2] for k in parts],
+         list(parts.values())),
+    )  # fmt: skip
+
+
+async def _add_allocated(
+    conn: AsyncConnection, parts: dict[tuple[int, int, int], int], *, sign: int
+) -> None:
+    totals: dict[int, int] = {}
+    for (balance_id, _, _), q in parts.items():
+        totals[balance_id] = totals.get(balance_id, 0) + sign * q
+    balance_ids = sorted(totals)  # locked already; the order keeps it obvious
+    await conn.execute(
+        "UPDATE inventory_balances b SET allocated = b.allocated + v.q, updated_at = now() "
+        "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, q) WHERE b.id = v.id",
+        (balance_ids, [totals[i] for i in balance_ids]),
+    )
+
+
 async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
     """Take a cancelled order out of its open tasks; return the waves touched.
 

@@ -3,8 +3,8 @@
 The order is created, then timed step by step: allocated (while small one-line orders
 arrive at a fixed rate, whose p95 is reported), waved and released, picked in batch
 confirmations (500 a request, the API's limit), packed (1,000 lines a carton) and
-shipped. The ASN is created, received in one multi-line receipt, and each putaway task
-confirmed (one request per task: the API has no batch putaway) by 8 connections.
+shipped. The ASN is created, received in one multi-line receipt, and put away in batch
+confirmations (``POST /putaway-tasks:confirm``, 500 tasks a request, the API's limit).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.flows import API, SHIP_TO, intakes, prepare
+from bench.flows import SHIP_TO, intakes
 from bench.harness import percentile
-from bench.load import Outcome, Request, open_loop
+from bench.load import Outcome, open_loop
 from bench.world import WAREHOUSE, check, location, sku
 
 
@@ -160,17 +160,15 @@ def large_asn(
                 "ORDER BY id",
                 (asn["id"],),
             ).fetchall()
-        requests: list[Request] = [
-            (
-                "POST",
-                f"{API}/putaway-tasks/{t}/confirm",
-                f'{{"location":"{location(n % 5000)}"}}'.encode(),
-            )
-            for n, (t,) in enumerate(tasks)
+        confirmations = [
+            {"task": t, "location": location(n % 5000)} for n, (t,) in enumerate(tasks)
         ]
-        return prepare(base_url, token, requests)
+        for start in range(0, len(confirmations), 500):
+            batch = confirmations[start : start + 500]
+            check(client.post("/putaway-tasks:confirm", json={"confirmations": batch}))
+        return len(confirmations)
 
-    confirmed = _timed(steps, "put away (one request per task, 8 connections)", putaway)
+    confirmed = _timed(steps, "put away (batch confirm)", putaway)
     return {
         "lines": lines,
         "steps": steps,

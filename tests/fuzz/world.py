@@ -83,7 +83,8 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
     # Orders are allocated on request, so each example finds its order as the seed left it.
     api.call("PATCH", "/settings", {"allocate_on_create": False})
 
-    # Inbound: an ASN to receive against, one to close, and a receipt with a putaway task.
+    # Inbound: an ASN to receive against, one to close, and receipts with a putaway task for
+    # the single and the batch confirmation.
     asn_body = {"warehouse": WAREHOUSE, "supplier": "ACME",
                 "lines": [{"sku": "SKU-2", "quantity": 1000}]}  # fmt: skip
     receiving = api.call("POST", "/asns", {"reference": "PO-RECEIVE", **asn_body})["id"]
@@ -91,6 +92,9 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
     receipt = api.call("POST", f"/asns/{receiving}/receipts",
                        {"location": "DOCK-1", "sku": "SKU-2", "quantity": 10})  # fmt: skip
     putaway_task = receipt["putaway_tasks"][0]["id"]
+    batch_receipt = api.call("POST", f"/asns/{receiving}/receipts",
+                             {"location": "DOCK-1", "sku": "SKU-2", "quantity": 10})  # fmt: skip
+    putaway_batch_task = batch_receipt["putaway_tasks"][0]["id"]
 
     # Fulfilment: a discrete wave of five orders; three picked, two packed, one shipped.
     for number in (*PICKED_ORDERS, *OPEN_PICK_ORDERS, "SO-WAVE", "SO-RELEASE", "SO-ALLOCATE",
@@ -166,6 +170,8 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
         "POST /api/v1/asns/{id}/close": {"path": {"id": closing}},
         "GET /api/v1/putaway-tasks/{id}": {"path": {"id": putaway_task}},
         "POST /api/v1/putaway-tasks/{id}/confirm": {"path": {"id": putaway_task}, "body": {}},
+        "POST /api/v1/putaway-tasks:confirm": {
+            "body": {"confirmations": [{"task": putaway_batch_task}]}},
         "GET /api/v1/orders/{number}": {"path": {"number": "SO-GET"}},
         "POST /api/v1/orders/{number}/allocate": {"path": {"number": "SO-ALLOCATE"}},
         "POST /api/v1/orders/{number}/cancel": {"path": {"number": "SO-CANCEL"}},

@@ -115,3 +115,15 @@ def test_the_openapi_document_describes_errors_headers_links_and_examples(
     assert schemas["NewWarehouse"]["examples"][0]["code"] == "SP1"
     assert schemas["NewOrder"]["additionalProperties"] is False
     assert "410" in document["paths"]["/api/v1/events"]["get"]["responses"]
+
+
+def test_batch_confirmations_refuse_task_ids_beyond_int64_with_a_pointer(api: ApiClient) -> None:
+    too_big = 2**63
+    for path, item in [
+        ("/pick-tasks:confirm", {"task": too_big, "location": "A-01", "sku": "SKU-1",
+                                 "quantity": 1}),
+        ("/putaway-tasks:confirm", {"task": too_big}),
+    ]:  # fmt: skip
+        response = api.post(path, json={"confirmations": [item]})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "/confirmations/0/task"

@@ -189,3 +189,96 @@ def test_receipts_at_the_same_moment_never_promise_one_locations_room_twice(
     assert sum(t["quantity"] for t in tasks if t["suggested_location"] == "F-01") == 30
     assert sum(t["quantity"] for t in tasks) == 120
     promised_within_capacity(api)
+
+
+def test_a_batch_confirmation_puts_every_task_away_once(
+    api: ApiClient, world: None, database_url: str
+) -> None:
+    asn = must(new_asn(api))
+    tasks = receive(api, asn["id"], *[scan(quantity=10) for _ in range(3)])
+    body = {"confirmations": [{"task": tasks[0]["id"]},
+                              {"task": tasks[1]["id"], "location": "A-02"},
+                              {"task": tasks[2]["id"], "location": None}]}  # fmt: skip
+    key = {"Idempotency-Key": "putaway-batch-1"}
+    done = must(api.post("/putaway-tasks:confirm", json=body, headers=key), 200)
+    assert [t["id"] for t in done["tasks"]] == [t["id"] for t in tasks]
+    assert [t["status"] for t in done["tasks"]] == ["confirmed"] * 3
+    assert [t["confirmed_location"] for t in done["tasks"]] == ["A-01", "A-02", "A-01"]
+    expected = {("A-01", "SKU-1", None, "available"): 20,
+                ("A-02", "SKU-1", None, "available"): 10}  # fmt: skip
+    assert stock(api) == expected
+    # Replayed through the pipeline: the same answer, nothing moved twice.
+    again = api.post("/putaway-tasks:confirm", json=body, headers=key)
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == done
+    assert stock(api) == expected
+    # Without a key, a confirmed task in a batch is 409 and nothing changes.
+    twice = api.post("/putaway-tasks:confirm", json={"confirmations": [{"task": tasks[0]["id"]}]})
+    assert twice.status_code == 409
+    assert twice.json()["current_status"] == "confirmed"
+    ledger_matches_balances(database_url)
+
+
+def test_one_bad_confirmation_rolls_back_the_whole_batch(
+    api: ApiClient, world: None, database_url: str
+) -> None:
+    asn = must(new_asn(api))
+    first, second = receive(api, asn["id"], scan(quantity=10), scan(quantity=5))
+    unknown = api.post("/putaway-tasks:confirm", json={"confirmations": [
+        {"task": first["id"]}, {"task": second["id"], "location": "NOWHERE"}]})  # fmt: skip
+    assert unknown.status_code == 422
+    assert unknown.json()["type"].endswith("/unknown-reference")
+    assert unknown.json()["errors"][0]["field"] == "/confirmations/1/location"
+    dock = api.post("/putaway-tasks:confirm", json={"confirmations": [
+        {"task": first["id"]}, {"task": second["id"], "location": "DOCK-1"}]})  # fmt: skip
+    assert dock.status_code == 422
+    assert dock.json()["errors"][0]["field"] == "/confirmations/1/location"
+    missing = api.post("/putaway-tasks:confirm", json={"confirmations": [
+        {"task": first["id"]}, {"task": 999999}]})  # fmt: skip
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "/confirmations/1/task"
+    repeated = api.post("/putaway-tasks:confirm", json={"confirmations": [
+        {"task": first["id"]}, {"task": first["id"]}]})  # fmt: skip
+    assert repeated.status_code == 422
+    assert repeated.json()["errors"][0]["field"] == "/confirmations"
+    empty = api.post("/putaway-tasks:confirm", json={"confirmations": []})
+    assert empty.status_code == 422
+    assert stock(api) == {("DOCK-1", "SKU-1", None, "available"): 15}
+    statuses = [api.get(f"/putaway-tasks/{t['id']}").json()["status"] for t in (first, second)]
+    assert statuses == ["open", "open"]
+    ledger_matches_balances(database_url)
+
+
+def test_a_batch_counts_what_its_earlier_confirmations_put_in_a_location(
+    api: ApiClient, world: None, database_url: str
+) -> None:
+    asn = must(new_asn(api))
+    tasks = receive(api, asn["id"], *[scan(quantity=10) for _ in range(4)])
+    # F-01 holds 30: three of the four fit, the fourth does not, so none is put away.
+    into_f01 = [{"task": t["id"], "location": "F-01"} for t in tasks]
+    refused = api.post("/putaway-tasks:confirm", json={"confirmations": into_f01})
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["type"].endswith("/location-unavailable")
+    assert (body["stored_units"], body["requested"]) == (30, 10)
+    assert stock(api, location="F-01") == {}
+    done = must(api.post("/putaway-tasks:confirm", json={"confirmations": into_f01[:3]}), 200)
+    assert [t["confirmed_location"] for t in done["tasks"]] == ["F-01"] * 3
+    assert stock(api, location="F-01") == {("F-01", "SKU-1", None, "available"): 30}
+    # A task confirmed elsewhere earlier in the batch frees the room it was promised: the
+    # plain 10 fit A-01 (capacity 50) only once the lot's 40 went to A-02.
+    lot_task, plain_task = receive(
+        api, asn["id"], scan(sku="LOT-1", lot="L1", expiry="2030-01-01", quantity=40),
+        scan(quantity=10),
+    )  # fmt: skip
+    # A-01 is promised tasks[3]'s 10 and the lot's 40: the plain 10 were sent to A-02.
+    assert [lot_task["suggested_location"], plain_task["suggested_location"]] == ["A-01", "A-02"]
+    moved = must(api.post("/putaway-tasks:confirm", json={"confirmations": [
+        {"task": lot_task["id"], "location": "A-02"},
+        {"task": plain_task["id"], "location": "A-01"},
+        {"task": tasks[3]["id"]}]}), 200)  # fmt: skip
+    assert [t["confirmed_location"] for t in moved["tasks"]] == ["A-02", "A-01", "A-01"]
+    assert stock(api, location="A-01") == {("A-01", "SKU-1", None, "available"): 20}
+    promised_within_capacity(api)
+    ledger_matches_balances(database_url)

@@ -42,6 +42,7 @@ _WRITES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/asns/{id}/receipts"): FLOOR_WORK,
     ("POST", "/asns/{id}/close"): MASTER_DATA,
     ("POST", "/putaway-tasks/{id}/confirm"): FLOOR_WORK,
+    ("POST", "/putaway-tasks:confirm"): FLOOR_WORK,
     ("POST", "/orders"): MASTER_DATA,
     ("POST", "/orders/{number}/allocate"): MASTER_DATA,
     ("POST", "/orders/{number}/cancel"): MASTER_DATA,

@@ -8,15 +8,22 @@ promised to other open tasks), then moves the stock from the dock in one transac
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from wms.domain.errors import FieldError, InvalidStateError, NotFoundError
+from wms.domain.errors import (
+    FieldError,
+    InvalidStateError,
+    NotFoundError,
+    UnknownReferenceError,
+)
 from wms.domain.inventory import (
     BalanceKey,
     Delta,
@@ -29,6 +36,7 @@ from wms.domain.putaway import (
     RULE_ZONE_TYPES,
     Candidate,
     Item,
+    Load,
     Rule,
     Shelves,
     check_room,
@@ -112,73 +120,201 @@ def _plan(
     return chosen
 
 
+@dataclass(frozen=True)
+class Confirm:
+    """One confirmation: the task, and the location named (None: the suggestion)."""
+
+    task_id: int
+    location: str | None = None
+
+
 async def confirm(uow: UnitOfWork, task_id: int, location_code: str | None) -> dict[str, Any]:
     """Put the task's stock away to ``location_code`` (default: the suggestion)."""
-    task = await store.lock_task(uow.conn, task_id)
-    if task is None:
-        raise NotFoundError(f"no putaway task {task_id}")
-    if task["status"] != "open":
-        raise InvalidStateError(
-            f"putaway task {task_id} is already {task['status']}", current_status=task["status"]
+    (view,) = await confirm_many(uow, [Confirm(task_id, location_code)], batch=False)
+    return view
+
+
+async def confirm_many(
+    uow: UnitOfWork, confirmations: Sequence[Confirm], *, batch: bool = True
+) -> list[dict[str, Any]]:
+    """Confirm several tasks in one transaction: any error and none is confirmed.
+
+    Tasks, then every destination, then the balances moved are locked, each set in one
+    statement in one global order (ids, keys), so two batches never deadlock. Each
+    destination is checked as if the confirmations ran one after another: units put
+    there by earlier confirmations of the batch count as stored, and the suggestions of
+    tasks not yet confirmed still count as promised.
+    """
+    ids = [c.task_id for c in confirmations]
+    if len(set(ids)) != len(ids):
+        raise FieldError("/confirmations", "a task is confirmed twice")
+    locked = await store.lock_tasks(uow.conn, ids)
+    destinations = await _destinations(uow, confirmations, locked, batch=batch)
+    chosen = [locked[task_id] for task_id in ids]
+    await stock_store.lock_locations(uow.conn, sorted(set(destinations)))
+    keys = [_key(task) for task in chosen]
+    targets = [
+        BalanceKey(k.warehouse_id, d, *_rest(k)) for k, d in zip(keys, destinations, strict=True)
+    ]
+    await store.lock_balances(uow.conn, [*keys, *targets])
+    product_ids = sorted({task["product_id"] for task in chosen})
+    attributes = await asn_store.product_attributes(uow.conn, product_ids)
+    items = [_item(attributes[t["product_id"]], t["lot_code"]) for t in chosen]
+    base, rules = await _destination_loads(uow, chosen, destinations, product_ids)
+    # What the batch adds to each destination: still promised (tasks not yet confirmed,
+    # at their suggestion), then stored (tasks confirmed there earlier in the batch).
+    pending: dict[int, _Extra] = {}
+    for task, item in zip(chosen, items, strict=True):
+        if task["suggested_location_id"] in base:
+            pending.setdefault(task["suggested_location_id"], _Extra()).add(item, task["quantity"])
+    stored: dict[int, _Extra] = {}
+    for index, (task, item, place_id) in enumerate(zip(chosen, items, destinations, strict=True)):
+        quantity = task["quantity"]
+        if task["suggested_location_id"] in pending:
+            pending[task["suggested_location_id"]].add(item, -quantity)
+        place = _current(base[place_id], pending.get(place_id), stored.get(place_id))
+        _check_place(place, rules[task["warehouse_id"]], item, quantity,
+                     at=f"/confirmations/{index}" if batch else "")  # fmt: skip
+        stored.setdefault(place_id, _Extra()).add(item, quantity)
+        await stock_store.apply_deltas(
+            uow.conn,
+            uow.tenant_id,
+            [Delta(keys[index], -quantity), Delta(targets[index], quantity)],
+            stock_store.MovementInfo(
+                kind=MovementKind.PUTAWAY,
+                reference_type="putaway_task",
+                reference_id=str(task["id"]),
+                actor=uow.actor,
+                request_id=uow.request_id,
+            ),
         )
-    warehouse_id = task["warehouse_id"]
-    if location_code is not None:
-        destination = (await inventory.location(uow, warehouse_id, location_code)).id
-    elif task["suggested_location_id"] is not None:
-        destination = task["suggested_location_id"]
-    else:
-        raise FieldError("/location", f"putaway task {task_id} has no suggestion: name a location")
-    await stock_store.lock_location(uow.conn, destination)
-    (place,) = await store.candidates(
-        uow.conn, warehouse_id, [task["product_id"]], only=[destination], except_task=task_id
-    )
+    await store.mark_many_confirmed(uow.conn, ids, destinations, actor=uow.actor)
+    arrived: dict[int, set[int]] = {}
+    for task in chosen:
+        arrived.setdefault(task["warehouse_id"], set()).add(task["product_id"])
+    for warehouse_id, products in sorted(arrived.items()):
+        await backorders.stock_arrived(uow, warehouse_id, sorted(products))
+    views = {v["id"]: v for v in await store.tasks(uow.conn, ids=ids, limit=len(ids))}
+    for task, place_id in zip(chosen, destinations, strict=True):
+        _record(uow, task, views[task["id"]], base[place_id].code)
+    return [views[task_id] for task_id in ids]
+
+
+async def _destinations(
+    uow: UnitOfWork,
+    confirmations: Sequence[Confirm],
+    locked: dict[int, dict[str, Any]],
+    *,
+    batch: bool,
+) -> list[int]:
+    """Each confirmation's destination id, once its task is known and open."""
+    destinations: list[int] = []
+    for index, wanted in enumerate(confirmations):
+        at = f"/confirmations/{index}" if batch else ""
+        task = locked.get(wanted.task_id)
+        if task is None:
+            if batch:
+                raise UnknownReferenceError(f"{at}/task", f"no putaway task {wanted.task_id}")
+            raise NotFoundError(f"no putaway task {wanted.task_id}")
+        if task["status"] != "open":
+            raise InvalidStateError(f"putaway task {wanted.task_id} is already {task['status']}",
+                                    current_status=task["status"])  # fmt: skip
+        if wanted.location is not None:
+            found = await inventory.location(
+                uow, task["warehouse_id"], wanted.location, field=f"{at}/location"
+            )
+            destinations.append(found.id)
+        elif task["suggested_location_id"] is not None:
+            destinations.append(task["suggested_location_id"])
+        else:
+            raise FieldError(
+                f"{at}/location",
+                f"putaway task {wanted.task_id} has no suggestion: name a location",
+            )
+    return destinations
+
+
+async def _destination_loads(
+    uow: UnitOfWork, chosen: Sequence[dict[str, Any]], destinations: Sequence[int],
+    product_ids: Sequence[int],
+) -> tuple[dict[int, Candidate], dict[int, list[Rule]]]:  # fmt: skip
+    """Destinations (locked) as stored, promised to tasks outside the batch; rules."""
+    by_warehouse: dict[int, set[int]] = {}
+    for task, place_id in zip(chosen, destinations, strict=True):
+        by_warehouse.setdefault(task["warehouse_id"], set()).add(place_id)
+    ids = [task["id"] for task in chosen]
+    base: dict[int, Candidate] = {}
+    rules: dict[int, list[Rule]] = {}
+    for warehouse_id, places in sorted(by_warehouse.items()):
+        rules[warehouse_id] = await _rules(uow.conn, warehouse_id)
+        for place in await store.candidates(
+            uow.conn, warehouse_id, product_ids, only=sorted(places), except_tasks=ids
+        ):
+            base[place.id] = place
+    return base, rules
+
+
+def _check_place(place: Candidate, rules: Sequence[Rule], item: Item, quantity: int, *,
+                 at: str) -> None:  # fmt: skip
+    """Refuse a destination of the wrong type, without room, or mixing lots against a rule."""
     if place.type not in RULE_ZONE_TYPES:
-        raise FieldError("/location", f"location {place.code} is a {place.type} location; "
+        raise FieldError(f"{at}/location", f"location {place.code} is a {place.type} location; "
                          "put away to a storage or pick location")  # fmt: skip
-    attributes = await asn_store.product_attributes(uow.conn, [task["product_id"]])
-    item = _item(attributes[task["product_id"]], task["lot_code"])
-    check_room(place, item, task["quantity"])
-    rule = matching_rule(await _rules(uow.conn, warehouse_id), item)
+    check_room(place, item, quantity)
+    rule = matching_rule(rules, item)
     if rule is not None and not rule.allow_mixed_lots and place.mixes_lots(item):
         raise LocationUnavailableError(
             f"location {place.code} holds another lot of {item.sku}; the putaway rule "
             "forbids mixing lots",
             location=place.code,
         )
-    quantity = task["quantity"]
-    key = BalanceKey(warehouse_id, task["from_location_id"], task["product_id"],
-                     task["lot_code"], StockStatus.AVAILABLE)  # fmt: skip
-    await stock_store.apply_deltas(
-        uow.conn,
-        uow.tenant_id,
-        [
-            Delta(key, -quantity),
-            Delta(BalanceKey(warehouse_id, destination, *_rest(key)), quantity),
-        ],
-        stock_store.MovementInfo(
-            kind=MovementKind.PUTAWAY,
-            reference_type="putaway_task",
-            reference_id=str(task_id),
-            actor=uow.actor,
-            request_id=uow.request_id,
-        ),
-    )
-    await store.mark_confirmed(uow.conn, task_id, location_id=destination, actor=uow.actor)
-    await backorders.stock_arrived(uow, warehouse_id, [task["product_id"]])
-    view = (await store.tasks(uow.conn, ids=[task_id], limit=1))[0]
-    data = {"task": task_id, "asn": task["asn_id"], "warehouse": task["warehouse"],
-            "sku": task["sku"], "lot": api_lot(task["lot_code"]), "quantity": quantity,
-            "from_location": view["from_location"], "location": place.code,
+
+
+def _record(uow: UnitOfWork, task: dict[str, Any], view: dict[str, Any], location: str) -> None:
+    """Audit, event and metric of one confirmed task."""
+    data = {"task": task["id"], "asn": task["asn_id"], "warehouse": task["warehouse"],
+            "sku": task["sku"], "lot": api_lot(task["lot_code"]), "quantity": task["quantity"],
+            "from_location": view["from_location"], "location": location,
             "suggested_location": view["suggested_location"],
             "dock_to_stock_seconds": view["dock_to_stock_seconds"]}  # fmt: skip
-    uow.audit("putaway_task", task_id, "confirmed", before={"status": "open"},
+    uow.audit("putaway_task", task["id"], "confirmed", before={"status": "open"},
               after={"status": "confirmed", **data})  # fmt: skip
     uow.emit("wms.inventory.putaway", "inventory", f"{task['warehouse']}/{task['sku']}", data,
              warehouse=task["warehouse"])  # fmt: skip
     if view["dock_to_stock_seconds"] is not None:  # set by the confirmation just above
         uow.observe(business_metrics.put_away, uow.tenant_code, task["warehouse"],
                     float(view["dock_to_stock_seconds"]))  # fmt: skip
-    return view
+
+
+@dataclass
+class _Extra:
+    """Load and (product, lot) pairs a batch adds to one location."""
+
+    load: Load = field(default_factory=Load)
+    pairs: Counter[tuple[int, str]] = field(default_factory=Counter)
+
+    def add(self, item: Item, quantity: int) -> None:
+        self.load = self.load + Load.of(item, quantity)
+        self.pairs[(item.product_id, item.lot_code)] += 1 if quantity > 0 else -1
+
+
+def _current(place: Candidate, promised: _Extra | None, stored: _Extra | None) -> Candidate:
+    """The location as the next confirmation of a batch finds it."""
+    holds = set(place.holds)
+    for extra in (promised, stored):
+        if extra is not None:
+            holds.update(pair for pair, count in extra.pairs.items() if count > 0)
+    return dataclasses.replace(
+        place,
+        stored=place.stored + (stored.load if stored else Load()),
+        promised=place.promised + (promised.load if promised else Load()),
+        holds=frozenset(holds),
+    )
+
+
+def _key(task: dict[str, Any]) -> BalanceKey:
+    return BalanceKey(task["warehouse_id"], task["from_location_id"], task["product_id"],
+                      task["lot_code"], StockStatus.AVAILABLE)  # fmt: skip
 
 
 async def get(conn: AsyncConnection, task_id: int) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from wms.domain.waves import PickMethod, WaveStatus, build_tasks, take_orders, t
 from wms.services import inventory
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import orders as order_store
-from wms.store import picking as pick_store
 from wms.store import waves as store
 
 MAX_WAVE_ORDERS = 1000
@@ -107,11 +106,9 @@ async def release(uow: UnitOfWork, wave_id: int) -> dict[str, Any]:
         uow.conn, order_ids, staging=wave["outbound_staging_location"]
     )
     plans = build_tasks(method, allocated, totes)
-    for sequence, plan in enumerate(plans, start=1):
-        await pick_store.insert_task(
-            uow.conn, uow.tenant_id, wave_id=wave_id, warehouse_id=wave["warehouse_id"],
-            place=plan.place, shares=plan.shares, sequence=sequence,
-        )  # fmt: skip
+    await store.insert_tasks(
+        uow.conn, uow.tenant_id, wave_id=wave_id, warehouse_id=wave["warehouse_id"], plans=plans
+    )
     await store.mark_released(uow.conn, wave_id, task_count=len(plans), actor=uow.actor)
     for order_id in order_ids:
         head = ready[order_id]

@@ -11,12 +11,13 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from wms.domain.inventory import BalanceKey
 from wms.domain.putaway import Candidate, Load
 
 # Stored and promised load per location: units, and volume/weight of the units whose
 # product has those measures (litres = cm³ / 1000). ``%(only)s`` narrows to given locations
-# (a confirmation, which must also see inactive or non-storage locations); ``%(task)s``
-# leaves one task out of the promised units (the task being confirmed).
+# (a confirmation, which must also see inactive or non-storage locations); ``%(tasks)s``
+# leaves tasks out of the promised units (the tasks being confirmed).
 _CANDIDATES = """
 WITH stored AS (
     SELECT b.location_id, sum(b.on_hand) AS units,
@@ -35,7 +36,7 @@ WITH stored AS (
     JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id
     WHERE t.warehouse_id = %(wh)s AND t.status = 'open' AND t.suggested_location_id IS NOT NULL
       AND (%(only)s::bigint[] IS NULL OR t.suggested_location_id = ANY(%(only)s))
-      AND (%(task)s::bigint IS NULL OR t.id <> %(task)s)
+      AND (%(tasks)s::bigint[] IS NULL OR t.id <> ALL(%(tasks)s))
     GROUP BY t.suggested_location_id
 )
 SELECT l.id, l.code, z.code AS zone, l.type, l.active, l.pick_sequence, l.capacity_units,
@@ -63,7 +64,7 @@ SELECT suggested_location_id, product_id, lot_code FROM putaway_tasks
 WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND status = 'open'
   AND suggested_location_id IS NOT NULL
   AND (%(only)s::bigint[] IS NULL OR suggested_location_id = ANY(%(only)s))
-  AND (%(task)s::bigint IS NULL OR id <> %(task)s)
+  AND (%(tasks)s::bigint[] IS NULL OR id <> ALL(%(tasks)s))
 """
 
 
@@ -73,11 +74,15 @@ async def candidates(
     product_ids: Sequence[int],
     *,
     only: Sequence[int] | None = None,
-    except_task: int | None = None,
+    except_tasks: Sequence[int] | None = None,
 ) -> list[Candidate]:
-    """Active storage and pick locations of the warehouse (or just ``only``), loaded."""
+    """Active storage and pick locations of the warehouse (or just ``only``), loaded.
+
+    ``except_tasks``: open tasks whose promises are left out (those being confirmed).
+    """
     params = {"wh": warehouse_id, "only": None if only is None else list(only),
-              "task": except_task, "products": list(product_ids)}  # fmt: skip
+              "tasks": None if except_tasks is None else list(except_tasks),
+              "products": list(product_ids)}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(_HOLDS, params)
     holds: dict[int, set[tuple[int, str]]] = {}
@@ -153,8 +158,8 @@ async def insert_tasks(
     return ids
 
 
-async def lock_task(conn: AsyncConnection, task_id: int) -> dict[str, Any] | None:
-    """The task's ids and state, locked against a concurrent confirmation."""
+async def lock_tasks(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The tasks' ids and state by id, locked in id order against concurrent confirmations."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT t.id, t.warehouse_id, w.code AS warehouse, t.asn_id, t.product_id, p.sku, "
@@ -162,10 +167,30 @@ async def lock_task(conn: AsyncConnection, task_id: int) -> dict[str, Any] | Non
         "FROM putaway_tasks t "
         "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
         "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
-        "WHERE t.id = %s FOR NO KEY UPDATE OF t",
-        (task_id,),
+        "WHERE t.id = ANY(%s::bigint[]) ORDER BY t.id FOR NO KEY UPDATE OF t",
+        (sorted(task_ids),),
     )
-    return await cursor.fetchone()
+    return {row["id"]: row for row in await cursor.fetchall()}
+
+
+async def lock_balances(conn: AsyncConnection, keys: Sequence[BalanceKey]) -> None:
+    """Lock the existing balances of ``keys`` in one statement, in key order.
+
+    A batch moves many balances; locked one command at a time, two batches could take
+    them in opposite orders. Missing balances (new destinations) are inserted later.
+    """
+    unique = sorted(set(keys))
+    await conn.execute(
+        "SELECT 1 FROM inventory_balances b JOIN unnest(%s::bigint[], %s::bigint[], "
+        "%s::bigint[], %s::text[], %s::text[]) AS k(wh, loc, product, lot, status) "
+        "ON b.warehouse_id = k.wh AND b.location_id = k.loc AND b.product_id = k.product "
+        "AND b.lot_code = k.lot AND b.status::text = k.status "
+        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE \"C\", "
+        "b.status::text COLLATE \"C\" FOR NO KEY UPDATE OF b",
+        ([k.warehouse_id for k in unique], [k.location_id for k in unique],
+         [k.product_id for k in unique], [k.lot_code for k in unique],
+         [str(k.status) for k in unique]),
+    )  # fmt: skip
 
 
 async def location_code(conn: AsyncConnection, location_id: int) -> str:
@@ -176,15 +201,16 @@ async def location_code(conn: AsyncConnection, location_id: int) -> str:
     return str(row[0])
 
 
-async def mark_confirmed(
-    conn: AsyncConnection, task_id: int, *, location_id: int, actor: str
+async def mark_many_confirmed(
+    conn: AsyncConnection, task_ids: Sequence[int], location_ids: Sequence[int], *, actor: str
 ) -> None:
-    """Confirm the task into ``location_id`` now, recording the dock-to-stock time."""
+    """Confirm each task into its location now, recording the dock-to-stock time."""
     await conn.execute(
-        "UPDATE putaway_tasks SET status = 'confirmed', confirmed_location_id = %s, "
+        "UPDATE putaway_tasks t SET status = 'confirmed', confirmed_location_id = v.location, "
         "confirmed_by = %s, confirmed_at = now(), "
-        "dock_to_stock_seconds = extract(epoch FROM now() - received_at) WHERE id = %s",
-        (location_id, actor, task_id),
+        "dock_to_stock_seconds = extract(epoch FROM now() - t.received_at) "
+        "FROM unnest(%s::bigint[], %s::bigint[]) AS v(task, location) WHERE t.id = v.task",
+        (actor, list(task_ids), list(location_ids)),
     )
 
 

@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from wms.domain.waves import Allocated, Place, WaveCandidate
+from wms.domain.waves import Allocated, Place, TaskPlan, WaveCandidate
 from wms.store.jsonb import dumps
 
 
@@ -166,6 +166,48 @@ async def allocated_stock(
         )
         for row in await cursor.fetchall()
     ]
+
+
+async def insert_tasks(
+    conn: AsyncConnection,
+    tenant_id: int,
+    *,
+    wave_id: int,
+    warehouse_id: int,
+    plans: Sequence[TaskPlan],
+) -> list[int]:
+    """The release's open tasks, sequence 1, 2, ... in ``plans``' order; their ids.
+
+    Two statements for the whole wave (tasks, then the order lines they serve), not two
+    round trips per task: a 5,000-line order took 5 s to release one task at a time.
+    """
+    if not plans:
+        return []
+    places = [plan.place for plan in plans]
+    cursor = await conn.execute(
+        "INSERT INTO pick_tasks (tenant_id, wave_id, warehouse_id, location_id, product_id, "
+        "lot_code, quantity, sequence) "
+        "SELECT %s, %s, %s, v.location_id, v.product_id, v.lot_code, v.quantity, v.sequence "
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::bigint[]) WITH ORDINALITY "
+        "AS v(location_id, product_id, lot_code, quantity, sequence) ORDER BY v.sequence "
+        "RETURNING id, sequence",
+        (tenant_id, wave_id, warehouse_id, [p.location_id for p in places],
+         [p.product_id for p in places], [p.lot_code for p in places],
+         [plan.quantity for plan in plans]),
+    )  # fmt: skip
+    by_sequence = {int(row[1]): int(row[0]) for row in await cursor.fetchall()}
+    ids = [by_sequence[sequence] for sequence in range(1, len(plans) + 1)]
+    shares = [(task_id, share) for task_id, plan in zip(ids, plans, strict=True)
+              for share in plan.shares]  # fmt: skip
+    await conn.execute(
+        "INSERT INTO pick_task_orders (tenant_id, task_id, order_id, line_no, quantity, tote) "
+        "SELECT %s, * FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::bigint[], "
+        "%s::text[])",
+        (tenant_id, [t for t, _ in shares], [s.order_id for _, s in shares],
+         [s.line_no for _, s in shares], [s.quantity for _, s in shares],
+         [s.tote for _, s in shares]),
+    )  # fmt: skip
+    return ids
 
 
 async def mark_released(

@@ -14,6 +14,7 @@ from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
 from wms.api.schemas import (
+    MAX_ID,
     Code,
     IdPath,
     IdQuery,
@@ -97,7 +98,7 @@ class BatchScanIn(ScanIn):
         {"task": 11, "location": "P-01", "sku": "SKU-1", "lot": None, "quantity": 2}
     )
 
-    task: int
+    task: Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class BatchIn(RequestModel):

@@ -1,4 +1,5 @@
-"""``/putaway-tasks``: tasks moving received stock from the dock, and their confirmation."""
+"""``/putaway-tasks``: tasks moving received stock from the dock, and their confirmation
+(one or a batch)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,22 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
 from wms.api.routing import api_router
-from wms.api.schemas import Code, IdPath, IdQuery, RequestModel, ResponseModel, examples, text_query
+from wms.api.schemas import (
+    MAX_ID,
+    Code,
+    IdPath,
+    IdQuery,
+    RequestModel,
+    ResponseModel,
+    examples,
+    text_query,
+)
 from wms.services import putaway as service
 from wms.store import putaway as store
 
@@ -58,6 +69,29 @@ class Confirmation(RequestModel):
     model_config = examples({"location": "A-01-02"})
 
     location: Code | None = None
+
+
+class BatchConfirmation(RequestModel):
+    """One confirmation of a batch; without ``location``: the suggested location."""
+
+    model_config = examples({"task": 7, "location": "A-01-02"})
+
+    task: Annotated[int, Field(ge=1, le=MAX_ID)]
+    location: Code | None = None
+
+
+class BatchIn(RequestModel):
+    """Body of ``POST /putaway-tasks:confirm``: all confirmed, or none."""
+
+    model_config = examples({"confirmations": [{"task": 7, "location": "A-01-02"}, {"task": 8}]})
+
+    confirmations: Annotated[list[BatchConfirmation], Field(min_length=1, max_length=500)]
+
+
+class BatchOut(ResponseModel):
+    """The confirmed tasks, in the order given."""
+
+    tasks: list[PutawayTask]
 
 
 @router.get("/putaway-tasks", response_model=Page[PutawayTask])
@@ -110,4 +144,21 @@ async def confirm(
         principal,
         lambda uow: service.confirm(uow, id, location),
         lambda task: Answer(200, PutawayTask.model_validate(task)),
+    )
+
+
+@router.post("/putaway-tasks:confirm", response_model=BatchOut)
+async def confirm_batch(body: BatchIn, request: Request, principal: PrincipalDep) -> Response:
+    """Confirm several putaways at once: any error and none is confirmed.
+
+    Each destination is checked as if the confirmations ran in the order given: units
+    put there by earlier confirmations of the batch count as stored. Errors point into
+    the batch (``/confirmations/2/location``).
+    """
+    confirmations = [service.Confirm(item.task, item.location) for item in body.confirmations]
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.confirm_many(uow, confirmations),
+        lambda tasks: Answer(200, BatchOut(tasks=[PutawayTask.model_validate(t) for t in tasks])),
     )

@@ -261,29 +261,36 @@ async def _lot(
 async def _stock_docks(
     uow: UnitOfWork, asn_id: int, warehouse_id: int, lines: Sequence[store.ReceiptLine]
 ) -> None:
-    """Add each line's stock at its dock (in balance lock order), one ledger row each."""
+    """Add each line's stock at its dock (balances locked in key order), one ledger row each.
+
+    One set-based ``apply_moves`` for the whole receipt: per line it cost round trips.
+    """
 
     def key(line: store.ReceiptLine) -> BalanceKey:
         status = stock_status(Condition(line.condition))
         return BalanceKey(warehouse_id, line.location_id, line.product_id, line.lot_code, status)
 
     keyed = sorted(((key(line), line) for line in lines), key=lambda pair: pair[0])
-    for balance, line in keyed:
-        await stock_store.apply_deltas(
-            uow.conn,
-            uow.tenant_id,
-            [Delta(balance, line.quantity)],
-            stock_store.MovementInfo(
-                kind=MovementKind.RECEIPT,
-                reason=line.condition,
-                reference_type="asn",
-                reference_id=str(asn_id),
-                uom=line.uom,
-                uom_quantity=line.uom_quantity,
-                actor=uow.actor,
-                request_id=uow.request_id,
-            ),
-        )
+    await stock_store.apply_moves(
+        uow.conn,
+        uow.tenant_id,
+        [
+            (
+                Delta(balance, line.quantity),
+                stock_store.MovementInfo(
+                    kind=MovementKind.RECEIPT,
+                    reason=line.condition,
+                    reference_type="asn",
+                    reference_id=str(asn_id),
+                    uom=line.uom,
+                    uom_quantity=line.uom_quantity,
+                    actor=uow.actor,
+                    request_id=uow.request_id,
+                ),
+            )
+            for balance, line in keyed
+        ],
+    )
 
 
 def _record_receipt(

@@ -147,6 +147,12 @@ async def receive(
     warehouse_id = asn["warehouse_id"]
     await location_store.lock_warehouse(uow.conn, warehouse_id)
     lines = [_asn_line(row) for row in await store.lines(uow.conn, asn_id)]
+    # Per product, once: a 5,000-line receipt matched each scan against every line, and
+    # read each expected product's attributes in its own round trip.
+    lines_of: dict[int, list[AsnLine]] = defaultdict(list)
+    for asn_line in lines:
+        lines_of[asn_line.product_id].append(asn_line)
+    attributes = await store.product_attributes(uow.conn, sorted(lines_of))
     so_far: dict[int, Received] = defaultdict(Received)
     for row in await store.received(uow.conn, asn_id):
         if row["asn_line_no"] is not None:
@@ -168,7 +174,7 @@ async def receive(
             raise FieldError(f"{at}/location", f"location {dock.code} is a {dock.type} "
                              "location; receive at a dock")  # fmt: skip
         lot_code = await _lot(uow, item, scan, at, today)
-        line = match_line(lines, item.id, lot_code)
+        line = match_line(lines_of.get(item.id, []), item.id, lot_code)
         if line is None and not allow_unexpected:
             raise NotOnAsnError(
                 f"product {item.sku} is not on ASN {asn_id}; send allow_unexpected: true "
@@ -176,8 +182,7 @@ async def receive(
                 sku=item.sku,
                 field=f"{at}/sku",
             )
-        if line is not None:
-            attributes = await store.product_attributes(uow.conn, [item.id])
+        if line is not None:  # then the product is on the ASN: its attributes are read
             check_over_receipt(
                 expected=line.expected,
                 received=so_far[line.line_no].total,

@@ -36,7 +36,8 @@ def test_a_relay_whose_lease_session_was_ended_stops_before_reading_a_batch(
         assert relay.shards == {0, 1, 2, 3}
         assert relay._lease is not None
         with psycopg.connect(database_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (relay._lease.info.backend_pid,))
+            pid = relay._lease.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))  # waits for its exit
         # The locks went with the session: another worker may own the shards now.
         other = await started(new_relay(database_url))
         try:

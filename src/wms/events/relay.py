@@ -213,8 +213,11 @@ class Relay:
         """Hold a fair share of the shards: give up extras, take free ones up to the share."""
         assert self._lease is not None
         cursor = await self._lease.execute(
+            # Advisory locks are per database: relays of other databases on the same
+            # server (another environment, the test databases) are not ours to share with.
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
-            "AND objid = %s::oid AND objsubid = 2 AND granted",
+            "AND objid = %s::oid AND objsubid = 2 AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             (LOCK_CLASS, PRESENCE & 0xFFFFFFFF),
         )
         row = await cursor.fetchone()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from wms.store.embedded import SYSTEM_USER, free_port
+from wms.store.embedded import free_port, system_user
 
 PG_BIN = Path(os.environ.get("WMS_DRILL_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SUPERUSER = "postgres"
@@ -37,21 +36,6 @@ fsync = on
 synchronous_commit = on
 log_min_messages = warning
 """
-
-
-def system_user() -> pwd.struct_passwd | None:
-    """The account clusters run as when we are root (created if missing), else None."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SYSTEM_USER],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        return pwd.getpwnam(SYSTEM_USER)
 
 
 def run_pg(*command: str | Path, timeout: float = 120.0) -> str:

@@ -36,14 +36,14 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from drills.cluster import prepare_folder, system_user
+from drills.cluster import prepare_folder
 from drills.service import TENANT, Server, drill_folder, order_body, seed, service_env, table
 from wms.cli import migrate_database
 from wms.config import load_settings
 from wms.domain.roles import Role
 from wms.ops.secrets import api_key_pepper
 from wms.services import tenants
-from wms.store.embedded import EmbeddedPostgres, free_port
+from wms.store.embedded import EmbeddedPostgres, free_port, system_user
 from wms.store.tenants import admin_connection
 
 NGINX = os.environ.get("WMS_DRILL_NGINX", "/usr/sbin/nginx")

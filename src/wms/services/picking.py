@@ -171,7 +171,7 @@ async def _lock_balances(uow: UnitOfWork, picks: list[_Pick]) -> dict[BalanceKey
         keys.append(pick.source)
         if pick.units:
             keys.append(pick.staging)
-    return await store.lock_balances(uow.conn, uow.tenant_id, keys)
+    return await stock_store.lock_balances(uow.conn, uow.tenant_id, keys)
 
 
 async def _move_exact_to_staging(
@@ -312,7 +312,7 @@ async def _move_to_staging(
     rest = (task["product_id"], task["lot_code"], StockStatus.AVAILABLE)
     source_key = BalanceKey(task["warehouse_id"], task["location_id"], *rest)
     staging_key = BalanceKey(task["warehouse_id"], staging.id, *rest)
-    ids = await store.lock_balances(
+    ids = await stock_store.lock_balances(
         uow.conn, uow.tenant_id, [source_key, staging_key] if units else [source_key]
     )
     await order_store.release_at(uow.conn, ids[source_key], wanted)

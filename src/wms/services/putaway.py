@@ -156,7 +156,7 @@ async def confirm_many(
     targets = [
         BalanceKey(k.warehouse_id, d, *_rest(k)) for k, d in zip(keys, destinations, strict=True)
     ]
-    await store.lock_balances(uow.conn, [*keys, *targets])
+    await stock_store.lock_balances(uow.conn, uow.tenant_id, [*keys, *targets])
     product_ids = sorted({task["product_id"] for task in chosen})
     attributes = await asn_store.product_attributes(uow.conn, product_ids)
     items = [_item(attributes[t["product_id"]], t["lot_code"]) for t in chosen]

@@ -114,6 +114,24 @@ def read_postmaster(pgdata: Path) -> Postmaster | None:
     return Postmaster(pid=pid, port=port, status=status)
 
 
+def system_user() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as when we are root (created if missing), else None.
+
+    PostgreSQL refuses to run as root; the embedded server and the drills' clusters use it.
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+             SYSTEM_USER],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return pwd.getpwnam(SYSTEM_USER)
+
+
 class EmbeddedPostgres:
     """A PostgreSQL cluster in ``data_dir/pgdata``, shared by every process that uses it."""
 
@@ -215,17 +233,7 @@ class EmbeddedPostgres:
 
     def _system_user(self) -> pwd.struct_passwd | None:
         """The account PostgreSQL runs as when we are root; None when we are not root."""
-        if os.geteuid() != 0:
-            return None
-        try:
-            return pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 SYSTEM_USER],
-                check=True, capture_output=True,
-            )  # fmt: skip
-            return pwd.getpwnam(SYSTEM_USER)
+        return system_user()
 
     def _ensure_initialised(self) -> None:
         user = self._system_user()

@@ -238,19 +238,7 @@ async def apply_moves(
     for delta, _ in moves:
         totals = taken if delta.quantity < 0 else added
         totals[delta.key] = totals.get(delta.key, 0) + delta.quantity
-    await conn.execute(
-        "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, product_id, "
-        "lot_code, status, on_hand) SELECT %s, v.*, 0 FROM unnest(%s::bigint[], %s::bigint[], "
-        "%s::bigint[], %s::text[], %s::text[]) AS v ON CONFLICT DO NOTHING",
-        (tenant_id, *_key_columns(sorted(added))),
-    )
-    await conn.execute(
-        "SELECT 1 FROM inventory_balances b WHERE (b.warehouse_id, b.location_id, b.product_id, "
-        "b.lot_code, b.status) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
-        "%s::bigint[], %s::text[], %s::text[])) "
-        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status FOR UPDATE",
-        _key_columns(sorted(set(taken) | set(added))),
-    )
+    await lock_balances(conn, tenant_id, [*taken, *added])
     if taken:
         keys = sorted(taken)
         cursor = await conn.execute(
@@ -286,6 +274,39 @@ async def apply_moves(
             (*_key_columns(keys), [added[key] for key in keys]),
         )
     return await _insert_many_movements(conn, tenant_id, moves)
+
+
+async def lock_balances(
+    conn: AsyncConnection, tenant_id: int, keys: Sequence[BalanceKey]
+) -> dict[BalanceKey, int]:
+    """Create missing balances (empty), then lock them all in key order; key → balance id.
+
+    Large commands (a batch of picks or putaways, a receipt) take every balance lock up
+    front in one statement, in the order ``sorted`` gives (text compared as bytes, as
+    Python does), so two of them never wait on each other in opposite orders.
+    """
+    unique = sorted(set(keys))
+    columns = _key_columns(unique)
+    await conn.execute(
+        "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, product_id, "
+        "lot_code, status, on_hand) SELECT %s, v.*, 0 FROM unnest(%s::bigint[], %s::bigint[], "
+        "%s::bigint[], %s::text[], %s::text[]) AS v ON CONFLICT DO NOTHING",
+        (tenant_id, *columns),
+    )
+    cursor = await conn.execute(
+        "SELECT b.id, b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+        "FROM inventory_balances b JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
+        "%s::text[], %s::text[]) AS k(wh, loc, product, lot, status) "
+        "ON b.warehouse_id = k.wh AND b.location_id = k.loc AND b.product_id = k.product "
+        "AND b.lot_code = k.lot AND b.status::text = k.status "
+        'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
+        'b.status::text COLLATE "C" FOR NO KEY UPDATE OF b',
+        columns,
+    )
+    return {
+        BalanceKey(row[1], row[2], row[3], row[4], StockStatus(row[5])): int(row[0])
+        for row in await cursor.fetchall()
+    }
 
 
 def _key_columns(keys: Sequence[BalanceKey]) -> tuple[list[Any], ...]:

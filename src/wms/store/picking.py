@@ -8,7 +8,6 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from wms.domain.inventory import BalanceKey
 from wms.domain.waves import Place, Share
 
 
@@ -267,40 +266,6 @@ async def picked_by_place(conn: AsyncConnection, order_id: int) -> list[dict[str
         (order_id,),
     )
     return await cursor.fetchall()
-
-
-async def lock_balances(
-    conn: AsyncConnection, tenant_id: int, keys: Sequence[BalanceKey]
-) -> dict[BalanceKey, int]:
-    """Create missing balances (empty), lock them all in primary-key order; key → id.
-
-    Taking every lock of a command up front, in the one global order, keeps a pick that
-    touches a source and the staging location from deadlocking with another.
-    """
-    unique = sorted(set(keys))
-    columns = (
-        [k.warehouse_id for k in unique], [k.location_id for k in unique],
-        [k.product_id for k in unique], [k.lot_code for k in unique],
-        [k.status.value for k in unique],
-    )  # fmt: skip
-    await conn.execute(
-        "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, product_id, "
-        "lot_code, status, on_hand) SELECT %s, v.*, 0 FROM unnest(%s::bigint[], %s::bigint[], "
-        "%s::bigint[], %s::text[], %s::text[]) AS v ON CONFLICT DO NOTHING",
-        (tenant_id, *columns),
-    )
-    cursor = await conn.execute(
-        "SELECT b.id, b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
-        "FROM inventory_balances b WHERE (b.warehouse_id, b.location_id, b.product_id, "
-        "b.lot_code, b.status) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
-        "%s::bigint[], %s::text[], %s::text[])) "
-        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status FOR UPDATE",
-        columns,
-    )
-    found: dict[BalanceKey, int] = {}
-    for balance_id, *key in await cursor.fetchall():
-        found[BalanceKey(*key)] = int(balance_id)
-    return found
 
 
 _TASK_VIEW = (

@@ -11,7 +11,6 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from wms.domain.inventory import BalanceKey
 from wms.domain.putaway import Candidate, Load
 
 # Stored and promised load per location: units, and volume/weight of the units whose
@@ -171,26 +170,6 @@ async def lock_tasks(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int
         (sorted(task_ids),),
     )
     return {row["id"]: row for row in await cursor.fetchall()}
-
-
-async def lock_balances(conn: AsyncConnection, keys: Sequence[BalanceKey]) -> None:
-    """Lock the existing balances of ``keys`` in one statement, in key order.
-
-    A batch moves many balances; locked one command at a time, two batches could take
-    them in opposite orders. Missing balances (new destinations) are inserted later.
-    """
-    unique = sorted(set(keys))
-    await conn.execute(
-        "SELECT 1 FROM inventory_balances b JOIN unnest(%s::bigint[], %s::bigint[], "
-        "%s::bigint[], %s::text[], %s::text[]) AS k(wh, loc, product, lot, status) "
-        "ON b.warehouse_id = k.wh AND b.location_id = k.loc AND b.product_id = k.product "
-        "AND b.lot_code = k.lot AND b.status::text = k.status "
-        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE \"C\", "
-        "b.status::text COLLATE \"C\" FOR NO KEY UPDATE OF b",
-        ([k.warehouse_id for k in unique], [k.location_id for k in unique],
-         [k.product_id for k in unique], [k.lot_code for k in unique],
-         [str(k.status) for k in unique]),
-    )  # fmt: skip
 
 
 async def location_code(conn: AsyncConnection, location_id: int) -> str:

@@ -145,11 +145,11 @@ async def _attempts(
                 _transaction(request, principal) as conn,
             ):
                 if key is not None:
-                    if not await idempotency.try_lock(conn, principal.tenant_id, key):
+                    locked, stored = await idempotency.claim(conn, principal.tenant_id, key)
+                    if not locked:
                         raise RequestInProgressError(
                             "a request with this Idempotency-Key is still running", retry_after=1
                         )
-                    stored = await idempotency.find(conn, principal.tenant_id, key)
                     if stored is not None:
                         if stored.fingerprint != print_:
                             raise IdempotencyKeyReusedError(
@@ -172,9 +172,13 @@ async def _attempts(
                     body=reply.body.model_dump_json().encode(),
                     location=reply.location,
                 )
-                await uow.flush()
-                if key is not None:
-                    await idempotency.save(conn, principal.tenant_id, key, stored)
+                # The command's last writes and its COMMIT travel in one round trip (an
+                # error in any of them still raises here, before anything counts).
+                async with conn.pipeline():
+                    await uow.flush()
+                    if key is not None:
+                        await idempotency.save(conn, principal.tenant_id, key, stored)
+                    await conn.execute("COMMIT", prepare=False)
             # Committed: only now do the command's metrics count. A failed or retried
             # attempt never gets here, and its UnitOfWork (with its observations) is dropped.
             uow.committed()

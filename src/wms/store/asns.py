@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from wms.domain.inbound import AsnLine
+from wms.store import filters
 
 _ASN_COLUMNS = (
     "a.id, a.reference, a.warehouse_id, w.code AS warehouse, w.timezone, a.supplier, "
@@ -119,6 +120,14 @@ async def received(conn: AsyncConnection, asn_id: int) -> list[dict[str, Any]]:
     return await cursor.fetchall()
 
 
+_ASN_FILTERS = {
+    "reference": "a.reference = %(reference)s",
+    "status": "a.status = %(status)s",
+    "warehouse": "w.code = %(warehouse)s",
+    "after": "a.id > %(after)s",
+}
+
+
 async def list_page(
     conn: AsyncConnection,
     *,
@@ -129,17 +138,15 @@ async def list_page(
     limit: int,
 ) -> list[dict[str, Any]]:
     """ASNs in id order after ``after_id``, filtered, with their line counts."""
+    params = {"reference": reference, "status": status, "warehouse": warehouse,
+              "after": after_id, "limit": limit}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"SELECT {_ASN_COLUMNS}, (SELECT count(*) FROM asn_lines n WHERE n.tenant_id = "
         f"a.tenant_id AND n.asn_id = a.id) AS line_count FROM {_ASN_FROM} "
-        "WHERE (%(reference)s::text IS NULL OR a.reference = %(reference)s) "
-        "AND (%(status)s::text IS NULL OR a.status = %(status)s) "
-        "AND (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
-        "AND (%(after)s::bigint IS NULL OR a.id > %(after)s) ORDER BY a.id LIMIT %(limit)s",
-        {"reference": reference, "status": status, "warehouse": warehouse, "after": after_id,
-         "limit": limit},
-    )  # fmt: skip
+        "WHERE " + filters.given(params, _ASN_FILTERS) + " ORDER BY a.id LIMIT %(limit)s",
+        params,
+    )
     return await cursor.fetchall()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from wms.store import filters
 from wms.store.jsonb import jsonb
 
 
@@ -48,6 +49,13 @@ async def insert_entries(conn: AsyncConnection, tenant_id: int, entries: list[Au
         )
 
 
+_ENTRY_FILTERS = {
+    "entity": "entity = %(entity)s",
+    "entity_id": "entity_id = %(entity_id)s",
+    "after_id": "id < %(after_id)s",
+}
+
+
 async def list_entries(
     conn: AsyncConnection,
     *,
@@ -57,14 +65,12 @@ async def list_entries(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Audit rows, newest first, filtered by entity (and id), after a keyset cursor."""
+    params = {"entity": entity, "entity_id": entity_id, "after_id": after_id, "limit": limit}
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT id, occurred_at, actor, entity, entity_id, action, before, after, request_id "
         "FROM audit_log "
-        "WHERE (%(entity)s::text IS NULL OR entity = %(entity)s) "
-        "AND (%(entity_id)s::text IS NULL OR entity_id = %(entity_id)s) "
-        "AND (%(after_id)s::bigint IS NULL OR id < %(after_id)s) "
-        "ORDER BY id DESC LIMIT %(limit)s",
-        {"entity": entity, "entity_id": entity_id, "after_id": after_id, "limit": limit},
+        "WHERE " + filters.given(params, _ENTRY_FILTERS) + " ORDER BY id DESC LIMIT %(limit)s",
+        params,
     )
     return await cursor.fetchall()

@@ -7,6 +7,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from wms.store import filters
+
 
 async def insert_count(
     conn: AsyncConnection, tenant_id: int, warehouse_id: int, created_by: str
@@ -22,6 +24,12 @@ async def insert_count(
     return int(row[0])
 
 
+_LINE_SCOPE_FILTERS = {
+    "locations": "b.location_id = ANY(%(locations)s::bigint[])",
+    "products": "b.product_id = ANY(%(products)s::bigint[])",
+}
+
+
 async def insert_lines(
     conn: AsyncConnection,
     tenant_id: int,
@@ -32,6 +40,13 @@ async def insert_lines(
     product_ids: list[int] | None,
 ) -> None:
     """One line per (location, product, lot) holding available stock in the scope."""
+    params = {
+        "tenant": tenant_id,
+        "count": count_id,
+        "warehouse": warehouse_id,
+        "locations": location_ids,
+        "products": product_ids,
+    }
     await conn.execute(
         "INSERT INTO cycle_count_lines (tenant_id, count_id, line_no, location_id, product_id, "
         "lot_code) SELECT %(tenant)s, %(count)s, "
@@ -39,15 +54,8 @@ async def insert_lines(
         "b.location_id, b.product_id, b.lot_code FROM inventory_balances b "
         "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
         "WHERE b.warehouse_id = %(warehouse)s AND b.status = 'available' AND b.on_hand > 0 "
-        "AND (%(locations)s::bigint[] IS NULL OR b.location_id = ANY(%(locations)s)) "
-        "AND (%(products)s::bigint[] IS NULL OR b.product_id = ANY(%(products)s))",
-        {
-            "tenant": tenant_id,
-            "count": count_id,
-            "warehouse": warehouse_id,
-            "locations": location_ids,
-            "products": product_ids,
-        },
+        "AND " + filters.given(params, _LINE_SCOPE_FILTERS),
+        params,
     )
 
 

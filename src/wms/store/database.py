@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,7 +70,12 @@ def session_conninfo(url: str, target_session_attrs: str) -> str:
 def session_configurer(
     statement_timeout_ms: int, lock_timeout_ms: int
 ) -> Callable[[AsyncConnection], Awaitable[None]]:
-    """The pool's ``configure``: search path, time limits and application name."""
+    """The pool's ``configure``: search path, time limits and application name.
+
+    Sessions stay in autocommit: a transaction is opened by an explicit ``BEGIN`` that
+    ``tenant_transaction`` sends in the same round trip as the tenant binding (psycopg's
+    implicit ``BEGIN`` would cost a round trip of its own), or by ``conn.transaction()``.
+    """
 
     async def configure(conn: AsyncConnection) -> None:
         await conn.set_autocommit(True)
@@ -83,9 +89,25 @@ def session_configurer(
                 lt=sql.Literal(lock_timeout_ms),
             )
         )
-        await conn.set_autocommit(False)
 
     return configure
+
+
+async def check_idle_connection(conn: AsyncConnection) -> None:
+    """The pools' ``check``: a round trip only if the server spoke to an idle session.
+
+    A server that shuts down, crashes or is killed closes its sessions' sockets (after
+    a ``FATAL`` message, or with a bare EOF), which makes them readable; an idle session
+    the server has said nothing to is handed out without the empty query psycopg_pool's
+    own check sends before every use (one round trip a request, about a fifth of a
+    stock lookup). A host that vanishes without closing its sockets is caught by neither
+    check: the statement timeout and TCP keepalives end those requests.
+    """
+    if conn.closed:
+        raise psycopg.OperationalError("the connection is closed")
+    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def create_pool(
@@ -109,8 +131,8 @@ def create_pool(
         max_size=max_size,
         configure=session_configurer(statement_timeout_ms, lock_timeout_ms),
         # A connection broken by a dead server is found and replaced before it is handed
-        # out (one round trip), instead of failing the request that draws it.
-        check=AsyncConnectionPool.check_connection,
+        # out, instead of failing the request that draws it.
+        check=check_idle_connection,
         reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         open=False,
         name=name,

@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from wms.store.database import (
     RECONNECT_TIMEOUT_SECONDS,
     DatabaseReadOnlyError,
+    check_idle_connection,
     session_configurer,
     session_conninfo,
 )
@@ -64,7 +65,7 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
             max_size=max_size,
             configure=configure,
             # A connection broken by a dead server is replaced before it is handed out.
-            check=AsyncConnectionPool.check_connection,
+            check=check_idle_connection,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             open=False,
             name="primary",
@@ -76,7 +77,7 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
             min_size=0,
             max_size=max_size,
             configure=configure,
-            check=AsyncConnectionPool.check_connection,
+            check=check_idle_connection,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             open=False,
             name="standby",

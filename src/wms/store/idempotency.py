@@ -26,25 +26,32 @@ def lock_key(tenant_id: int, key: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def try_lock(conn: AsyncConnection, tenant_id: int, key: str) -> bool:
-    """Take the key's lock for this transaction; False when another request holds it."""
-    cursor = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (lock_key(tenant_id, key),))
-    row = await cursor.fetchone()
-    return bool(row and row[0])
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
+_FIND = (
+    "SELECT fingerprint, response_status, response_body, response_location "
+    "FROM idempotency_keys WHERE tenant_id = %s AND key = %s "
+    "AND created_at > now() - interval '24 hours'"
+)
 
 
-async def find(conn: AsyncConnection, tenant_id: int, key: str) -> StoredResponse | None:
-    """The stored answer for ``key`` if it is younger than the retention period."""
-    cursor = await conn.execute(
-        "SELECT fingerprint, response_status, response_body, response_location "
-        "FROM idempotency_keys WHERE tenant_id = %s AND key = %s "
-        "AND created_at > now() - interval '24 hours'",
-        (tenant_id, key),
+async def claim(
+    conn: AsyncConnection, tenant_id: int, key: str
+) -> tuple[bool, StoredResponse | None]:
+    """Take the key's lock for this transaction, and read its stored answer, in one round trip.
+
+    ``(False, _)`` when another request holds the lock. Two statements, pipelined, not
+    one: the lookup must take its snapshot after the lock is held, or an answer committed
+    by the previous holder between the two would be missed and the command run twice.
+    """
+    async with conn.pipeline():
+        locked = await conn.execute(_TRY_LOCK, (lock_key(tenant_id, key),))
+        found = await conn.execute(_FIND, (tenant_id, key))
+    lock_row = await locked.fetchone()
+    row = await found.fetchone()
+    stored = (
+        None if row is None else StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]), row[3])
     )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    return StoredResponse(bytes(row[0]), int(row[1]), bytes(row[2]), row[3])
+    return bool(lock_row and lock_row[0]), stored
 
 
 async def save(conn: AsyncConnection, tenant_id: int, key: str, response: StoredResponse) -> None:

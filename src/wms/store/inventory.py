@@ -17,7 +17,7 @@ from wms.domain.inventory import (
     StockStatus,
     lock_order,
 )
-from wms.store import cache
+from wms.store import cache, filters
 
 
 @dataclass(frozen=True)
@@ -387,6 +387,18 @@ _BALANCE_COLUMNS = (
     "AND lt.lot_code = b.lot_code "
 )
 
+_BALANCE_FILTERS = {
+    "warehouse": "w.code = %(warehouse)s",
+    "location": "l.code = %(location)s",
+    "sku": "p.sku = %(sku)s",
+    # A scan: the barcode's product in the same statement (no round trip of its own).
+    "barcode": "b.product_id = (SELECT bc.product_id FROM barcodes bc "
+    "WHERE bc.barcode = %(barcode)s)",
+    "lot": "b.lot_code = %(lot)s",
+    "status": "b.status = %(status)s",
+    "after": "b.id > %(after)s",
+}
+
 
 async def balances(
     conn: AsyncConnection,
@@ -394,6 +406,7 @@ async def balances(
     warehouse: str | None = None,
     location: str | None = None,
     sku: str | None = None,
+    barcode: str | None = None,
     lot: str | None = None,
     status: str | None = None,
     keys: list[BalanceKey] | None = None,
@@ -401,23 +414,16 @@ async def balances(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Balances with stock on hand (or exactly ``keys``), by id, joined to their codes."""
-    conditions = [
-        "(%(warehouse)s::text IS NULL OR w.code = %(warehouse)s)",
-        "(%(location)s::text IS NULL OR l.code = %(location)s)",
-        "(%(sku)s::text IS NULL OR p.sku = %(sku)s)",
-        "(%(lot)s::text IS NULL OR b.lot_code = %(lot)s)",
-        "(%(status)s::text IS NULL OR b.status = %(status)s)",
-        "(%(after)s::bigint IS NULL OR b.id > %(after)s)",
-    ]
     params: dict[str, Any] = {
-        "warehouse": warehouse, "location": location, "sku": sku, "lot": lot,
-        "status": status, "after": after_id, "limit": limit,
+        "warehouse": warehouse, "location": location, "sku": sku, "barcode": barcode,
+        "lot": lot, "status": status, "after": after_id, "limit": limit,
     }  # fmt: skip
+    where = filters.given(params, _BALANCE_FILTERS)
     if keys is None:
-        conditions.append("b.on_hand > 0")
+        where += " AND b.on_hand > 0"
     else:
-        conditions.append(
-            "(b.location_id, b.product_id, b.lot_code, b.status) IN "
+        where += (
+            " AND (b.location_id, b.product_id, b.lot_code, b.status) IN "
             "(SELECT * FROM unnest(%(loc)s::bigint[], %(prod)s::bigint[], %(lots)s::text[], "
             "%(statuses)s::text[]))"
         )
@@ -429,14 +435,22 @@ async def balances(
         )
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        "SELECT "
-        + _BALANCE_COLUMNS
-        + "WHERE "
-        + " AND ".join(conditions)
-        + " ORDER BY b.id LIMIT %(limit)s",
+        "SELECT " + _BALANCE_COLUMNS + "WHERE " + where + " ORDER BY b.id LIMIT %(limit)s",
         params,
     )
     return await cursor.fetchall()
+
+
+_MOVEMENT_FILTERS = {
+    "warehouse": "w.code = %(warehouse)s",
+    "location": "l.code = %(location)s",
+    "sku": "p.sku = %(sku)s",
+    "lot": "m.lot_code = %(lot)s",
+    "kind": "m.kind = %(kind)s",
+    "reference": "m.reference_id = %(reference)s",
+    "id": "m.id = %(id)s",
+    "after": "m.id > %(after)s",
+}
 
 
 async def movements(
@@ -453,6 +467,11 @@ async def movements(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Ledger rows in id order (the order they were written), joined to their codes."""
+    params = {
+        "warehouse": warehouse, "location": location, "sku": sku, "lot": lot,
+        "kind": kind, "reference": reference, "id": movement_id, "after": after_id,
+        "limit": limit,
+    }  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT m.id, m.occurred_at, w.code AS warehouse, l.code AS location, p.sku, "
@@ -462,21 +481,9 @@ async def movements(
         "JOIN warehouses w ON w.tenant_id = m.tenant_id AND w.id = m.warehouse_id "
         "JOIN locations l ON l.tenant_id = m.tenant_id AND l.id = m.location_id "
         "JOIN products p ON p.tenant_id = m.tenant_id AND p.id = m.product_id "
-        "WHERE (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
-        "AND (%(location)s::text IS NULL OR l.code = %(location)s) "
-        "AND (%(sku)s::text IS NULL OR p.sku = %(sku)s) "
-        "AND (%(lot)s::text IS NULL OR m.lot_code = %(lot)s) "
-        "AND (%(kind)s::text IS NULL OR m.kind = %(kind)s) "
-        "AND (%(reference)s::text IS NULL OR m.reference_id = %(reference)s) "
-        "AND (%(id)s::bigint IS NULL OR m.id = %(id)s) "
-        "AND (%(after)s::bigint IS NULL OR m.id > %(after)s) "
-        "ORDER BY m.id LIMIT %(limit)s",
-        {
-            "warehouse": warehouse, "location": location, "sku": sku, "lot": lot,
-            "kind": kind, "reference": reference, "id": movement_id, "after": after_id,
-            "limit": limit,
-        },
-    )  # fmt: skip
+        "WHERE " + filters.given(params, _MOVEMENT_FILTERS) + " ORDER BY m.id LIMIT %(limit)s",
+        params,
+    )
     return await cursor.fetchall()
 
 

@@ -9,6 +9,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from wms.domain.locations import ImportedLocation
+from wms.store import filters
 
 _ZONE_COLUMNS = "z.id, z.code, z.name, w.code AS warehouse, z.created_at"
 _ZONE_FROM = "zones z JOIN warehouses w ON w.tenant_id = z.tenant_id AND w.id = z.warehouse_id"
@@ -55,27 +56,35 @@ async def get_zone(conn: AsyncConnection, warehouse_id: int, code: str) -> dict[
     return await cursor.fetchone()
 
 
+_ZONE_CODE_FILTERS = {"codes": "code = ANY(%(codes)s::text[])"}
+
+
 async def zone_ids(
     conn: AsyncConnection, warehouse_id: int, codes: Sequence[str] | None = None
 ) -> dict[str, int]:
     """Zone code → id for the warehouse (only ``codes`` when given)."""
+    params = {"wh": warehouse_id, "codes": None if codes is None else list(codes)}
     cursor = await conn.execute(
         "SELECT code, id FROM zones WHERE warehouse_id = %(wh)s "
-        "AND (%(codes)s::text[] IS NULL OR code = ANY(%(codes)s))",
-        {"wh": warehouse_id, "codes": None if codes is None else list(codes)},
+        "AND " + filters.given(params, _ZONE_CODE_FILTERS),
+        params,
     )
     return {str(code): int(zone_id) for code, zone_id in await cursor.fetchall()}
+
+
+_ZONE_FILTERS = {"after": "z.id > %(after)s"}
 
 
 async def list_zones(
     conn: AsyncConnection, warehouse_id: int, after_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """The warehouse's zones in id order after ``after_id``."""
+    params = {"wh": warehouse_id, "after": after_id, "limit": limit}
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"SELECT {_ZONE_COLUMNS} FROM {_ZONE_FROM} WHERE z.warehouse_id = %(wh)s "
-        "AND (%(after)s::bigint IS NULL OR z.id > %(after)s) ORDER BY z.id LIMIT %(limit)s",
-        {"wh": warehouse_id, "after": after_id, "limit": limit},
+        "AND " + filters.given(params, _ZONE_FILTERS) + " ORDER BY z.id LIMIT %(limit)s",
+        params,
     )
     return await cursor.fetchall()
 
@@ -112,6 +121,14 @@ async def get_location(
     return await cursor.fetchone()
 
 
+_LOCATION_FILTERS = {
+    "type": "l.type = %(type)s",
+    "zone": "z.code = %(zone)s",
+    "active": "l.active = %(active)s",
+    "seq": "(l.pick_sequence, l.id) > (%(seq)s::integer, %(id)s)",
+}
+
+
 async def list_locations(
     conn: AsyncConnection,
     warehouse_id: int,
@@ -123,23 +140,21 @@ async def list_locations(
     limit: int,
 ) -> list[dict[str, Any]]:
     """The warehouse's locations in walking order (pick_sequence, id) after ``after``."""
+    params = {
+        "wh": warehouse_id,
+        "type": type_,
+        "zone": zone,
+        "active": active,
+        "seq": after[0] if after else None,
+        "id": after[1] if after else None,
+        "limit": limit,
+    }
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"SELECT {_LOCATION_COLUMNS} FROM {_LOCATION_FROM} WHERE l.warehouse_id = %(wh)s "
-        "AND (%(type)s::text IS NULL OR l.type = %(type)s) "
-        "AND (%(zone)s::text IS NULL OR z.code = %(zone)s) "
-        "AND (%(active)s::boolean IS NULL OR l.active = %(active)s) "
-        "AND (%(seq)s::integer IS NULL OR (l.pick_sequence, l.id) > (%(seq)s, %(id)s)) "
+        "AND " + filters.given(params, _LOCATION_FILTERS) + " "
         "ORDER BY l.pick_sequence, l.id LIMIT %(limit)s",
-        {
-            "wh": warehouse_id,
-            "type": type_,
-            "zone": zone,
-            "active": active,
-            "seq": after[0] if after else None,
-            "id": after[1] if after else None,
-            "limit": limit,
-        },
+        params,
     )
     return await cursor.fetchall()
 

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from wms.domain.allocation import Candidate, Reservation
+from wms.store import filters
 from wms.store.jsonb import dumps
 
 LOCK_CHUNK = 1000
@@ -165,6 +166,13 @@ async def allocations(conn: AsyncConnection, order_id: int) -> list[dict[str, An
     return await cursor.fetchall()
 
 
+_HEAD_FILTERS = {
+    "warehouse": "w.code = %(warehouse)s",
+    "status": "o.status = %(status)s",
+    "after": "o.id > %(after)s",
+}
+
+
 async def list_heads(
     conn: AsyncConnection,
     *,
@@ -174,12 +182,11 @@ async def list_heads(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Order heads in id order."""
+    params = {"warehouse": warehouse, "status": status, "after": after_id, "limit": limit}
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        _HEAD + "WHERE (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
-        "AND (%(status)s::text IS NULL OR o.status = %(status)s) "
-        "AND (%(after)s::bigint IS NULL OR o.id > %(after)s) ORDER BY o.id LIMIT %(limit)s",
-        {"warehouse": warehouse, "status": status, "after": after_id, "limit": limit},
+        _HEAD + "WHERE " + filters.given(params, _HEAD_FILTERS) + " ORDER BY o.id LIMIT %(limit)s",
+        params,
     )
     return await cursor.fetchall()
 

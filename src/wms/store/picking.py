@@ -9,6 +9,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from wms.domain.waves import Place, Share
+from wms.store import filters
 
 
 async def insert_task(
@@ -282,6 +283,14 @@ _TASK_VIEW = (
     "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
 )
 
+_TASK_FILTERS = {
+    "wave": "t.wave_id = %(wave)s",
+    "status": "t.status = %(status)s",
+    "warehouse": "w.code = %(warehouse)s",
+    "ids": "t.id = ANY(%(ids)s::bigint[])",
+    "seq": "(t.sequence, t.id) > (%(seq)s::int, %(after)s)",
+}
+
 
 async def tasks(
     conn: AsyncConnection,
@@ -294,18 +303,15 @@ async def tasks(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Pick tasks in walking order (sequence, id), filtered, with their order lines."""
+    params = {"wave": wave, "status": status, "warehouse": warehouse,
+              "ids": None if ids is None else list(ids), "seq": after[0] if after else None,
+              "after": after[1] if after else None, "limit": limit}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        _TASK_VIEW + "WHERE (%(wave)s::bigint IS NULL OR t.wave_id = %(wave)s) "
-        "AND (%(status)s::text IS NULL OR t.status = %(status)s) "
-        "AND (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
-        "AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s)) "
-        "AND (%(seq)s::int IS NULL OR (t.sequence, t.id) > (%(seq)s, %(after)s)) "
+        _TASK_VIEW + "WHERE " + filters.given(params, _TASK_FILTERS) + " "
         "ORDER BY t.sequence, t.id LIMIT %(limit)s",
-        {"wave": wave, "status": status, "warehouse": warehouse,
-         "ids": None if ids is None else list(ids), "seq": after[0] if after else None,
-         "after": after[1] if after else None, "limit": limit},
-    )  # fmt: skip
+        params,
+    )
     return await cursor.fetchall()
 
 

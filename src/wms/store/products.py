@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from wms.domain.products import BarcodeOwner, Product, Uom
+from wms.store import filters
 
 # The product's own barcodes, then its units (by factor) each with its barcodes; the
 # lists are sorted because the table keeps no order of its own.
@@ -142,6 +143,15 @@ async def get_many(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, tupl
     return found
 
 
+_PRODUCT_FILTERS = {
+    "after": "p.id > %(after)s",
+    "sku": "p.sku = %(sku)s",
+    "barcode": "p.id = (SELECT b.product_id FROM barcodes b WHERE b.barcode = %(barcode)s)",
+    "category": "p.category = %(category)s",
+    "active": "p.active = %(active)s",
+}
+
+
 async def list_page(
     conn: AsyncConnection,
     *,
@@ -153,24 +163,19 @@ async def list_page(
     active: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Products in id order after ``after_id``, filtered; ``barcode`` may be a unit's."""
+    params = {
+        "after": after_id,
+        "sku": sku,
+        "barcode": barcode,
+        "category": category,
+        "active": active,
+        "limit": limit,
+    }
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"SELECT {_COLUMNS} FROM products p "
-        "WHERE (%(after)s::bigint IS NULL OR p.id > %(after)s) "
-        "AND (%(sku)s::text IS NULL OR p.sku = %(sku)s) "
-        "AND (%(barcode)s::text IS NULL OR p.id = "
-        "(SELECT b.product_id FROM barcodes b WHERE b.barcode = %(barcode)s)) "
-        "AND (%(category)s::text IS NULL OR p.category = %(category)s) "
-        "AND (%(active)s::boolean IS NULL OR p.active = %(active)s) "
-        "ORDER BY p.id LIMIT %(limit)s",
-        {
-            "after": after_id,
-            "sku": sku,
-            "barcode": barcode,
-            "category": category,
-            "active": active,
-            "limit": limit,
-        },
+        "WHERE " + filters.given(params, _PRODUCT_FILTERS) + " ORDER BY p.id LIMIT %(limit)s",
+        params,
     )
     return await cursor.fetchall()
 

@@ -12,11 +12,13 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from wms.domain.putaway import Candidate, Load
+from wms.store import filters
 
 # Stored and promised load per location: units, and volume/weight of the units whose
 # product has those measures (litres = cm³ / 1000). ``%(only)s`` narrows to given locations
 # (a confirmation, which must also see inactive or non-storage locations); ``%(tasks)s``
-# leaves tasks out of the promised units (the tasks being confirmed).
+# leaves tasks out of the promised units (the tasks being confirmed). The ``{...}`` slots
+# take the given ones of these filters (``filters.given``).
 _CANDIDATES = """
 WITH stored AS (
     SELECT b.location_id, sum(b.on_hand) AS units,
@@ -25,7 +27,7 @@ WITH stored AS (
     FROM inventory_balances b
     JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id
     WHERE b.warehouse_id = %(wh)s AND b.on_hand > 0
-      AND (%(only)s::bigint[] IS NULL OR b.location_id = ANY(%(only)s))
+      AND {stored}
     GROUP BY b.location_id
 ), promised AS (
     SELECT t.suggested_location_id AS location_id, sum(t.quantity) AS units,
@@ -34,8 +36,7 @@ WITH stored AS (
     FROM putaway_tasks t
     JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id
     WHERE t.warehouse_id = %(wh)s AND t.status = 'open' AND t.suggested_location_id IS NOT NULL
-      AND (%(only)s::bigint[] IS NULL OR t.suggested_location_id = ANY(%(only)s))
-      AND (%(tasks)s::bigint[] IS NULL OR t.id <> ALL(%(tasks)s))
+      AND {promised}
     GROUP BY t.suggested_location_id
 )
 SELECT l.id, l.code, z.code AS zone, l.type, l.active, l.pick_sequence, l.capacity_units,
@@ -48,23 +49,33 @@ LEFT JOIN zones z ON z.tenant_id = l.tenant_id AND z.id = l.zone_id
 LEFT JOIN stored s ON s.location_id = l.id
 LEFT JOIN promised pr ON pr.location_id = l.id
 WHERE l.warehouse_id = %(wh)s
-  AND (%(only)s::bigint[] IS NULL OR l.id = ANY(%(only)s))
+  AND {locations}
   AND (%(only)s::bigint[] IS NOT NULL OR (l.active AND l.type IN ('storage', 'pick')))
 ORDER BY l.pick_sequence, l.id
 """
+_STORED_FILTERS = {"only": "b.location_id = ANY(%(only)s::bigint[])"}
+_PROMISED_FILTERS = {
+    "only": "t.suggested_location_id = ANY(%(only)s::bigint[])",
+    "tasks": "t.id <> ALL(%(tasks)s::bigint[])",
+}
+_CANDIDATE_FILTERS = {"only": "l.id = ANY(%(only)s::bigint[])"}
 
 # Which lots of the given products each location stores or is promised.
 _HOLDS = """
 SELECT location_id, product_id, lot_code FROM inventory_balances
 WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND on_hand > 0
-  AND (%(only)s::bigint[] IS NULL OR location_id = ANY(%(only)s))
+  AND {stored}
 UNION
 SELECT suggested_location_id, product_id, lot_code FROM putaway_tasks
 WHERE warehouse_id = %(wh)s AND product_id = ANY(%(products)s::bigint[]) AND status = 'open'
   AND suggested_location_id IS NOT NULL
-  AND (%(only)s::bigint[] IS NULL OR suggested_location_id = ANY(%(only)s))
-  AND (%(tasks)s::bigint[] IS NULL OR id <> ALL(%(tasks)s))
+  AND {promised}
 """
+_HOLD_STORED_FILTERS = {"only": "location_id = ANY(%(only)s::bigint[])"}
+_HOLD_PROMISED_FILTERS = {
+    "only": "suggested_location_id = ANY(%(only)s::bigint[])",
+    "tasks": "id <> ALL(%(tasks)s::bigint[])",
+}
 
 
 async def candidates(
@@ -83,11 +94,24 @@ async def candidates(
               "tasks": None if except_tasks is None else list(except_tasks),
               "products": list(product_ids)}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(_HOLDS, params)
+    await cursor.execute(
+        _HOLDS.format(
+            stored=filters.given(params, _HOLD_STORED_FILTERS),
+            promised=filters.given(params, _HOLD_PROMISED_FILTERS),
+        ),
+        params,
+    )
     holds: dict[int, set[tuple[int, str]]] = {}
     for row in await cursor.fetchall():
         holds.setdefault(row["location_id"], set()).add((row["product_id"], row["lot_code"]))
-    await cursor.execute(_CANDIDATES, params)
+    await cursor.execute(
+        _CANDIDATES.format(
+            stored=filters.given(params, _STORED_FILTERS),
+            promised=filters.given(params, _PROMISED_FILTERS),
+            locations=filters.given(params, _CANDIDATE_FILTERS),
+        ),
+        params,
+    )
     return [
         Candidate(
             id=row["id"],
@@ -210,6 +234,15 @@ _TASK_COLUMNS = (
 )
 
 
+_TASK_FILTERS = {
+    "status": "t.status = %(status)s",
+    "warehouse": "w.code = %(warehouse)s",
+    "asn": "t.asn_id = %(asn)s",
+    "ids": "t.id = ANY(%(ids)s::bigint[])",
+    "after": "t.id > %(after)s",
+}
+
+
 async def tasks(
     conn: AsyncConnection,
     *,
@@ -221,15 +254,13 @@ async def tasks(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Putaway tasks in id order after ``after_id``, filtered, joined to their codes."""
+    params = {"status": status, "warehouse": warehouse, "asn": asn,
+              "ids": None if ids is None else list(ids), "after": after_id,
+              "limit": limit}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        "SELECT " + _TASK_COLUMNS
-        + "WHERE (%(status)s::text IS NULL OR t.status = %(status)s) "
-        "AND (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
-        "AND (%(asn)s::bigint IS NULL OR t.asn_id = %(asn)s) "
-        "AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s)) "
-        "AND (%(after)s::bigint IS NULL OR t.id > %(after)s) ORDER BY t.id LIMIT %(limit)s",
-        {"status": status, "warehouse": warehouse, "asn": asn,
-         "ids": None if ids is None else list(ids), "after": after_id, "limit": limit},
-    )  # fmt: skip
+        "SELECT " + _TASK_COLUMNS + "WHERE " + filters.given(params, _TASK_FILTERS) + " "
+        "ORDER BY t.id LIMIT %(limit)s",
+        params,
+    )
     return await cursor.fetchall()

@@ -8,6 +8,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from wms.store import filters
+
 
 async def upsert_level(
     conn: AsyncConnection,
@@ -131,6 +133,15 @@ async def mark_confirmed(conn: AsyncConnection, task_id: int, *, quantity: int, 
     )
 
 
+_TASK_FILTERS = {
+    "status": "t.status = %(status)s",
+    "kind": "t.kind = %(kind)s",
+    "warehouse": "w.code = %(warehouse)s",
+    "ids": "t.id = ANY(%(ids)s::bigint[])",
+    "after": "t.id > %(after)s",
+}
+
+
 async def tasks(
     conn: AsyncConnection,
     *,
@@ -142,6 +153,9 @@ async def tasks(
     limit: int = 500,
 ) -> list[dict[str, Any]]:
     """Tasks in id order, filtered, joined to their codes."""
+    params = {"status": status, "kind": kind, "warehouse": warehouse,
+              "ids": None if ids is None else list(ids), "after": after_id,
+              "limit": limit}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT t.id, t.kind, w.code AS warehouse, p.sku, nullif(t.lot_code, '') AS lot, "
@@ -153,12 +167,7 @@ async def tasks(
         "JOIN locations f ON f.tenant_id = t.tenant_id AND f.id = t.from_location_id "
         "JOIN locations d ON d.tenant_id = t.tenant_id AND d.id = t.to_location_id "
         "LEFT JOIN orders o ON o.tenant_id = t.tenant_id AND o.id = t.order_id "
-        "WHERE (%(status)s::text IS NULL OR t.status = %(status)s) "
-        "AND (%(kind)s::text IS NULL OR t.kind = %(kind)s) "
-        "AND (%(warehouse)s::text IS NULL OR w.code = %(warehouse)s) "
-        "AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s)) "
-        "AND (%(after)s::bigint IS NULL OR t.id > %(after)s) ORDER BY t.id LIMIT %(limit)s",
-        {"status": status, "kind": kind, "warehouse": warehouse,
-         "ids": None if ids is None else list(ids), "after": after_id, "limit": limit},
-    )  # fmt: skip
+        "WHERE " + filters.given(params, _TASK_FILTERS) + " ORDER BY t.id LIMIT %(limit)s",
+        params,
+    )
     return await cursor.fetchall()

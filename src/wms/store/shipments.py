@@ -9,6 +9,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from wms.store import filters
+
 
 async def insert_shipment(
     conn: AsyncConnection,
@@ -85,6 +87,9 @@ async def mark_dispatched(conn: AsyncConnection, shipment_id: int, actor: str) -
     )
 
 
+_MANIFEST_FILTERS = {"carrier": "s.carrier = %(carrier)s"}
+
+
 async def manifest(
     conn: AsyncConnection,
     warehouse_id: int,
@@ -94,6 +99,7 @@ async def manifest(
     end: datetime,
 ) -> list[dict[str, Any]]:
     """Shipments dispatched in [start, end), with their orders' package counts and weights."""
+    params = {"wh": warehouse_id, "carrier": carrier, "start": start, "end": end}
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT s.id, s.carrier, s.tracking_number, s.dispatched_at, s.dispatched_by, "
@@ -104,9 +110,10 @@ async def manifest(
         "WHERE k.tenant_id = o.tenant_id AND k.order_id = o.id)) ORDER BY o.number) "
         "FROM shipment_orders so JOIN orders o ON o.tenant_id = so.tenant_id "
         "AND o.id = so.order_id WHERE so.tenant_id = s.tenant_id AND so.shipment_id = s.id) "
-        "AS orders FROM shipments s WHERE s.warehouse_id = %s AND s.status = 'dispatched' "
-        "AND (%s::text IS NULL OR s.carrier = %s) AND s.dispatched_at >= %s "
-        "AND s.dispatched_at < %s ORDER BY s.dispatched_at, s.id",
-        (warehouse_id, carrier, carrier, start, end),
+        "AS orders FROM shipments s WHERE s.warehouse_id = %(wh)s "
+        "AND s.status = 'dispatched' AND " + filters.given(params, _MANIFEST_FILTERS) + " "
+        "AND s.dispatched_at >= %(start)s AND s.dispatched_at < %(end)s "
+        "ORDER BY s.dispatched_at, s.id",
+        params,
     )
     return await cursor.fetchall()

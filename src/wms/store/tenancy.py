@@ -27,18 +27,35 @@ async def tenant_transaction(
     lock_timeout_ms: int,
     read_only: bool = False,
 ) -> AsyncIterator[AsyncConnection]:
-    """One transaction as ``wms_app`` with ``app.tenant_id`` set; commits unless it raises."""
+    """One transaction as ``wms_app`` with ``app.tenant_id`` set; commits unless it raises.
+
+    The pool's sessions are in autocommit (store/database.py), so ``BEGIN`` and the
+    binding are pipelined with what follows instead of costing round trips of their own.
+    A read-only transaction stays in pipeline mode to the end: ``BEGIN``, the binding and
+    the first query travel together, and ``COMMIT`` goes with the closing sync. A writing
+    one leaves pipeline mode after the binding, so that each statement's error is raised
+    where it runs (services catch some). If the block raises, leaving the pool's
+    connection context rolls the transaction back.
+    """
+    params = {
+        "role": APP,
+        "tenant": str(tenant_id),
+        "st": str(statement_timeout_ms),
+        "lt": str(lock_timeout_ms),
+        "ro": "on" if read_only else "off",
+    }
     with database_span("db.transaction", read_only=read_only) as span:
         span.set_attribute("wms.tenant_id", tenant_id)
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                _BIND,
-                {
-                    "role": APP,
-                    "tenant": str(tenant_id),
-                    "st": str(statement_timeout_ms),
-                    "lt": str(lock_timeout_ms),
-                    "ro": "on" if read_only else "off",
-                },
-            )
+        async with pool.connection() as conn:
+            if read_only:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN", prepare=False)
+                    await conn.execute(_BIND, params)
+                    yield conn
+                    await conn.execute("COMMIT", prepare=False)
+                return
+            async with conn.pipeline():
+                await conn.execute("BEGIN", prepare=False)
+                await conn.execute(_BIND, params)
             yield conn
+            await conn.commit()

@@ -8,6 +8,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from wms.store import filters
+
 _COLUMNS = (
     "w.id, w.code, w.name, w.timezone, w.outbound_staging_location, w.active, "
     "w.created_at, w.updated_at, coalesce((SELECT json_agg(json_build_object("
@@ -50,15 +52,19 @@ async def id_of(conn: AsyncConnection, code: str) -> int | None:
     return int(row[0]) if row else None
 
 
+_WAREHOUSE_FILTERS = {"after": "w.id > %(after)s"}
+
+
 async def list_page(
     conn: AsyncConnection, after_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
     """Warehouses in id order after ``after_id``."""
+    params = {"after": after_id, "limit": limit}
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"SELECT {_COLUMNS} FROM warehouses w "
-        "WHERE (%(after)s::bigint IS NULL OR w.id > %(after)s) ORDER BY w.id LIMIT %(limit)s",
-        {"after": after_id, "limit": limit},
+        "WHERE " + filters.given(params, _WAREHOUSE_FILTERS) + " ORDER BY w.id LIMIT %(limit)s",
+        params,
     )
     return await cursor.fetchall()
 

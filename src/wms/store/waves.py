@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from wms.domain.waves import Allocated, Place, TaskPlan, WaveCandidate
+from wms.store import filters
 from wms.store.jsonb import dumps
 
 
@@ -35,6 +36,20 @@ async def insert_wave(
     return int(row[0])
 
 
+_CLAIM_FILTERS = {
+    "carrier": "o.carrier = %(carrier)s",
+    "before": "o.ship_by < %(before)s::timestamptz",
+    "priority": "o.priority <= %(priority)s",
+    "zone": (
+        "NOT EXISTS (SELECT 1 FROM allocations a "
+        "JOIN inventory_balances b ON b.tenant_id = a.tenant_id AND b.id = a.balance_id "
+        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+        "LEFT JOIN zones z ON z.tenant_id = l.tenant_id AND z.id = l.zone_id "
+        "WHERE a.order_id = o.id AND z.code IS DISTINCT FROM %(zone)s)"
+    ),
+}
+
+
 async def claim_by_filter(
     conn: AsyncConnection,
     warehouse_id: int,
@@ -51,23 +66,16 @@ async def claim_by_filter(
     concurrent waves never wait on each other nor take the same order. ``zone``: every
     unit the order reserved lies in that zone.
     """
+    params = {"wh": warehouse_id, "carrier": carrier, "before": ship_by_before,
+              "priority": priority_at_most, "zone": zone, "limit": limit}  # fmt: skip
     cursor = await conn.execute(
         "SELECT o.id, o.line_count FROM orders o WHERE o.warehouse_id = %(wh)s "
-        "AND o.status = 'allocated' "
-        "AND (%(carrier)s::text IS NULL OR o.carrier = %(carrier)s) "
-        "AND (%(before)s::timestamptz IS NULL OR o.ship_by < %(before)s) "
-        "AND (%(priority)s::int IS NULL OR o.priority <= %(priority)s) "
-        "AND (%(zone)s::text IS NULL OR NOT EXISTS (SELECT 1 FROM allocations a "
-        "JOIN inventory_balances b ON b.tenant_id = a.tenant_id AND b.id = a.balance_id "
-        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
-        "LEFT JOIN zones z ON z.tenant_id = l.tenant_id AND z.id = l.zone_id "
-        "WHERE a.order_id = o.id AND z.code IS DISTINCT FROM %(zone)s)) "
+        "AND o.status = 'allocated' AND " + filters.given(params, _CLAIM_FILTERS) + " "
         "AND NOT EXISTS (SELECT 1 FROM wave_orders wo WHERE wo.order_id = o.id AND wo.active) "
         "ORDER BY o.priority, o.ship_by NULLS LAST, o.id LIMIT %(limit)s "
         "FOR UPDATE OF o SKIP LOCKED",
-        {"wh": warehouse_id, "carrier": carrier, "before": ship_by_before,
-         "priority": priority_at_most, "zone": zone, "limit": limit},
-    )  # fmt: skip
+        params,
+    )
     return [WaveCandidate(int(row[0]), int(row[1])) for row in await cursor.fetchall()]
 
 

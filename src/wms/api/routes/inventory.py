@@ -240,18 +240,12 @@ async def list_inventory(
         request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
     )
     async with read_transaction(request, principal) as conn:
-        if barcode is not None:
-            owner = await store.barcode_owner(conn, barcode)  # cached: scanners ask often
-            if owner is None or sku not in (None, owner.sku):
-                return listing.page(
-                    [], position=lambda r: [r["id"]], item=InventoryItem.model_validate
-                )
-            sku = owner.sku
         rows = await store.balances(
             conn,
             warehouse=warehouse,
             location=location,
             sku=sku,
+            barcode=barcode,
             lot=lot,
             status=status,
             after_id=listing.after[0] if listing.after else None,

@@ -110,9 +110,10 @@ async def create(
 async def _expected_lines(uow: UnitOfWork, lines: Sequence[ExpectedLine]) -> list[AsnLine]:
     result: list[AsnLine] = []
     seen: dict[tuple[int, str], int] = {}
+    known = await stock_store.products_by_sku(uow.conn, [line.sku for line in lines])
     for i, line in enumerate(lines):
         at = f"/lines/{i}"
-        item = await inventory.product(uow, line.sku, f"{at}/sku")
+        item = known.get(line.sku) or await inventory.product(uow, line.sku, f"{at}/sku")
         units = inventory.base_units(item, Quantity(line.quantity, line.uom), f"{at}/uom")
         if line.lot is not None and not item.lot_tracked:
             raise FieldError(
@@ -165,9 +166,13 @@ async def receive(
     today = datetime.now(ZoneInfo(asn["timezone"])).date()
     received: list[store.ReceiptLine] = []
     docks: dict[int, tuple[stock_store.StockLocation, int]] = {}
+    # The products scanned by SKU in one statement, not one lookup per line.
+    known = await stock_store.products_by_sku(
+        uow.conn, [scan.sku for scan in scans if scan.barcode is None and scan.sku is not None]
+    )
     for i, scan in enumerate(scans):
         at = f"/lines/{i}" if many else ""
-        item, uom = await _scanned_product(uow, scan, at)
+        item, uom = await _scanned_product(uow, scan, at, known)
         units = inventory.base_units(item, Quantity(scan.quantity, uom), f"{at}/uom")
         dock = await inventory.location(uow, warehouse_id, scan.location, f"{at}/location")
         if dock.type != "dock":
@@ -231,12 +236,14 @@ async def receive(
 
 
 async def _scanned_product(
-    uow: UnitOfWork, scan: Scan, at: str
+    uow: UnitOfWork, scan: Scan, at: str, known: dict[str, stock_store.StockProduct]
 ) -> tuple[stock_store.StockProduct, str | None]:
-    """The scanned product and unit: a unit's barcode names its unit."""
+    """The scanned product and unit: a unit's barcode names its unit. ``known``: products
+    already read by SKU."""
     if scan.barcode is None:
         assert scan.sku is not None  # the schema asks for sku or barcode
-        return await inventory.product(uow, scan.sku, f"{at}/sku"), scan.uom
+        found = known.get(scan.sku) or await inventory.product(uow, scan.sku, f"{at}/sku")
+        return found, scan.uom
     owner = await stock_store.barcode_owner(uow.conn, scan.barcode)
     if owner is None:
         raise UnknownReferenceError(

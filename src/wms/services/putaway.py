@@ -168,6 +168,7 @@ async def confirm_many(
         if task["suggested_location_id"] in base:
             pending.setdefault(task["suggested_location_id"], _Extra()).add(item, task["quantity"])
     stored: dict[int, _Extra] = {}
+    moves: list[tuple[Delta, stock_store.MovementInfo]] = []
     for index, (task, item, place_id) in enumerate(zip(chosen, items, destinations, strict=True)):
         quantity = task["quantity"]
         if task["suggested_location_id"] in pending:
@@ -176,18 +177,16 @@ async def confirm_many(
         _check_place(place, rules[task["warehouse_id"]], item, quantity,
                      at=f"/confirmations/{index}" if batch else "")  # fmt: skip
         stored.setdefault(place_id, _Extra()).add(item, quantity)
-        await stock_store.apply_deltas(
-            uow.conn,
-            uow.tenant_id,
-            [Delta(keys[index], -quantity), Delta(targets[index], quantity)],
-            stock_store.MovementInfo(
-                kind=MovementKind.PUTAWAY,
-                reference_type="putaway_task",
-                reference_id=str(task["id"]),
-                actor=uow.actor,
-                request_id=uow.request_id,
-            ),
+        info = stock_store.MovementInfo(
+            kind=MovementKind.PUTAWAY,
+            reference_type="putaway_task",
+            reference_id=str(task["id"]),
+            actor=uow.actor,
+            request_id=uow.request_id,
         )
+        moves += [(Delta(keys[index], -quantity), info), (Delta(targets[index], quantity), info)]
+    # Every task's move off the dock and onto its shelf: a few statements for the batch.
+    await stock_store.apply_moves(uow.conn, uow.tenant_id, moves)
     await store.mark_many_confirmed(uow.conn, ids, destinations, actor=uow.actor)
     arrived: dict[int, set[int]] = {}
     for task in chosen:
@@ -209,6 +208,14 @@ async def _destinations(
 ) -> list[int]:
     """Each confirmation's destination id, once its task is known and open."""
     destinations: list[int] = []
+    named = await stock_store.locations_by_code(
+        uow.conn,
+        [
+            (locked[c.task_id]["warehouse_id"], c.location)
+            for c in confirmations
+            if c.location is not None and c.task_id in locked
+        ],
+    )
     for index, wanted in enumerate(confirmations):
         at = f"/confirmations/{index}" if batch else ""
         task = locked.get(wanted.task_id)
@@ -220,7 +227,7 @@ async def _destinations(
             raise InvalidStateError(f"putaway task {wanted.task_id} is already {task['status']}",
                                     current_status=task["status"])  # fmt: skip
         if wanted.location is not None:
-            found = await inventory.location(
+            found = named.get((task["warehouse_id"], wanted.location)) or await inventory.location(
                 uow, task["warehouse_id"], wanted.location, field=f"{at}/location"
             )
             destinations.append(found.id)

@@ -240,8 +240,11 @@ async def receipt(conn: AsyncConnection, asn_id: int, receipt_id: int) -> dict[s
         "FROM receipt_lines r "
         "JOIN products p ON p.tenant_id = r.tenant_id AND p.id = r.product_id "
         "JOIN locations l ON l.tenant_id = r.tenant_id AND l.id = r.location_id "
-        "LEFT JOIN putaway_tasks t ON t.tenant_id = r.tenant_id AND t.receipt_id = r.receipt_id "
-        "AND t.receipt_line_no = r.line_no "
+        # Each line's task by its full key (LATERAL, fenced by LIMIT so it stays a lookup):
+        # a plain join, planned on a just-written receipt's missing statistics, compared
+        # every line with every task of the receipt (1 to 1.5 s for 5,000 lines).
+        "LEFT JOIN LATERAL (SELECT t.id FROM putaway_tasks t WHERE t.tenant_id = r.tenant_id "
+        "AND t.receipt_id = r.receipt_id AND t.receipt_line_no = r.line_no LIMIT 1) t ON true "
         "WHERE r.receipt_id = %s ORDER BY r.line_no",
         (receipt_id,),
     )

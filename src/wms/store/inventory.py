@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -56,27 +56,44 @@ class MovementInfo:
     request_id: str | None = None
 
 
+_PRODUCT_COLUMNS = (
+    "SELECT p.id, p.sku, p.lot_tracked, p.expiry_tracked, p.base_uom, "
+    "coalesce(json_object_agg(u.code, u.factor) FILTER (WHERE u.code IS NOT NULL), "
+    "'{}') FROM products p LEFT JOIN product_uoms u "
+    "ON u.tenant_id = p.tenant_id AND u.product_id = p.id "
+)
+
+
+def _stock_product(row: Sequence[Any]) -> StockProduct:
+    factors = {str(code): int(factor) for code, factor in row[5].items()}
+    factors[row[4]] = 1
+    return StockProduct(row[0], row[1], row[2], row[3], factors)
+
+
 async def product_by_sku(conn: AsyncConnection, sku: str) -> StockProduct | None:
     """The product ``sku`` with its unit factors (base unit = 1); cached per tenant."""
 
     async def load() -> list[Any] | None:
         cursor = await conn.execute(
-            "SELECT p.id, p.sku, p.lot_tracked, p.expiry_tracked, p.base_uom, "
-            "coalesce(json_object_agg(u.code, u.factor) FILTER (WHERE u.code IS NOT NULL), "
-            "'{}') FROM products p LEFT JOIN product_uoms u "
-            "ON u.tenant_id = p.tenant_id AND u.product_id = p.id "
-            "WHERE p.sku = %s GROUP BY p.tenant_id, p.id",
-            (sku,),
+            _PRODUCT_COLUMNS + "WHERE p.sku = %s GROUP BY p.tenant_id, p.id", (sku,)
         )
         row = await cursor.fetchone()
         return list(row) if row else None
 
     row = await cache.lookup("product", (sku,), load)
-    if row is None:
-        return None
-    factors = {str(code): int(factor) for code, factor in row[5].items()}
-    factors[row[4]] = 1
-    return StockProduct(row[0], row[1], row[2], row[3], factors)
+    return None if row is None else _stock_product(row)
+
+
+async def products_by_sku(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockProduct]:
+    """``product_by_sku`` for many SKUs in one statement (a large document's lines); unknown
+    SKUs are left out. Read from the database, not the cache: one round trip either way."""
+    wanted = sorted(set(skus))
+    if not wanted:
+        return {}
+    cursor = await conn.execute(
+        _PRODUCT_COLUMNS + "WHERE p.sku = ANY(%s::text[]) GROUP BY p.tenant_id, p.id", (wanted,)
+    )
+    return {row[1]: _stock_product(row) for row in await cursor.fetchall()}
 
 
 @dataclass(frozen=True)
@@ -121,6 +138,23 @@ async def location_by_code(
 
     row = await cache.lookup("location", (warehouse_id, code), load)
     return StockLocation(*row) if row else None
+
+
+async def locations_by_code(
+    conn: AsyncConnection, wanted: Iterable[tuple[int, str]]
+) -> dict[tuple[int, str], StockLocation]:
+    """``location_by_code`` for many (warehouse id, code) pairs in one statement; unknown
+    pairs are left out."""
+    pairs = sorted(set(wanted))
+    if not pairs:
+        return {}
+    cursor = await conn.execute(
+        "SELECT l.warehouse_id, l.id, l.code, l.type, l.active, l.capacity_units "
+        "FROM locations l JOIN unnest(%s::bigint[], %s::text[]) AS w(warehouse_id, code) "
+        "ON l.warehouse_id = w.warehouse_id AND l.code = w.code",
+        ([p[0] for p in pairs], [p[1] for p in pairs]),
+    )
+    return {(row[0], row[2]): StockLocation(*row[1:]) for row in await cursor.fetchall()}
 
 
 async def lock_location(conn: AsyncConnection, location_id: int) -> int:

@@ -1,13 +1,14 @@
 """Stock: balance keys, statuses, reasons and the rules of a change (no I/O).
 
 A change of stock is a list of ``Delta``s, each adding to or taking from one balance
-key. The store applies them in ``lock_order`` (one deterministic order for every
-transaction, so concurrent commands cannot deadlock on balances), taking only from
+key. The store locks their balances in ``lock_order`` (one deterministic order for every
+transaction, so concurrent commands cannot deadlock on balances), takes only from
 unallocated stock, and writes one ledger row per delta.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -97,9 +98,13 @@ class LotExpiryConflictError(ConflictError):
     slug = "lot-expiry-conflict"
 
 
-def lock_order(deltas: list[Delta]) -> list[Delta]:
-    """The deltas in the one global order balances are locked in (by key)."""
-    return sorted(deltas, key=lambda delta: delta.key)
+def lock_order(keys: Iterable[BalanceKey]) -> list[BalanceKey]:
+    """The balance keys, once each, in the one global order balances are locked in.
+
+    Text compares as bytes, as Python's ``sorted`` does; the store's locking query orders
+    with the byte-order collation to match.
+    """
+    return sorted(set(keys))
 
 
 def stored_lot(lot: str | None, *, lot_tracked: bool, sku: str, field: str = "/lot") -> str:

@@ -77,6 +77,8 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
     if len(set(ids)) != len(ids):
         raise FieldError("/confirmations", "a task is confirmed twice")
     tasks = await store.lock_tasks(uow.conn, ids)
+    # The tasks' products (their unit factors) in one statement, not one lookup per task.
+    products = await stock_store.products_by_sku(uow.conn, [t["sku"] for t in tasks.values()])
     checked: list[tuple[dict[str, Any], int]] = []
     for index, scan in enumerate(scans):
         at = f"/confirmations/{index}" if batch else ""
@@ -89,7 +91,7 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
             raise InvalidStateError(
                 f"pick task {task['id']} is {task['status']}", current_status=task["status"]
             )
-        checked.append((task, await _check_scan(uow, task, scan, at)))
+        checked.append((task, await _check_scan(uow, task, scan, at, products)))
     shares_of = await store.shares_of(uow.conn, ids)
     picks = [_plan(task, units, shares_of[task["id"]]) for task, units in checked]
     order_ids = sorted({key[0] for pick in picks for key in pick.wanted})
@@ -260,8 +262,16 @@ async def _confirm(
     return result
 
 
-async def _check_scan(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str) -> int:
-    """The scan's quantity in base units, once location, product and lot match the task."""
+async def _check_scan(
+    uow: UnitOfWork,
+    task: dict[str, Any],
+    scan: Scan,
+    at: str,
+    products: dict[str, stock_store.StockProduct],
+) -> int:
+    """The scan's quantity in base units, once location, product and lot match the task.
+
+    ``products``: the tasks' products by SKU."""
     check_match(f"{at}/location", expected=task["location"], given=scan.location,
                 what="location")  # fmt: skip
     uom = scan.uom
@@ -284,8 +294,7 @@ async def _check_scan(uow: UnitOfWork, task: dict[str, Any], scan: Scan, at: str
     field_name = "barcode" if scan.barcode is not None else "sku"
     if product_id != task["product_id"]:
         check_match(f"{at}/{field_name}", expected=task["sku"], given=scanned, what="product")
-    item = await stock_store.product_by_sku(uow.conn, task["sku"])
-    assert item is not None
+    item = products[task["sku"]]
     units = to_base_quantity(
         scan.quantity, uom, sku=task["sku"], factors=item.factors, field=f"{at}/uom"
     )

@@ -117,10 +117,12 @@ async def create_order(uow: UnitOfWork, order: OrderIn) -> OrderResult:
     uow.emit("wms.order.received", "order", order.number, summary, warehouse=order.warehouse)
     uow.observe(business_metrics.order_received, uow.tenant_code, order.warehouse)
     settings = await settings_store.get(uow.conn, uow.tenant_id)
-    head = await store.get_head(uow.conn, order.number, for_update=True)
+    # The row is this transaction's own, invisible to others until commit: no lock needed.
+    head = await store.get_head(uow.conn, order.number)
     assert head is not None
-    if settings["allocate_on_create"]:
-        await _allocate(uow, head, settings)
+    if not settings["allocate_on_create"]:
+        return OrderResult(await assemble(uow.conn, head), created=True)
+    await _allocate(uow, head, settings)
     return OrderResult(await view(uow.conn, order.number), created=True)
 
 

@@ -50,7 +50,6 @@ LEFT JOIN stored s ON s.location_id = l.id
 LEFT JOIN promised pr ON pr.location_id = l.id
 WHERE l.warehouse_id = %(wh)s
   AND {locations}
-  AND (%(only)s::bigint[] IS NOT NULL OR (l.active AND l.type IN ('storage', 'pick')))
 ORDER BY l.pick_sequence, l.id
 """
 _STORED_FILTERS = {"only": "b.location_id = ANY(%(only)s::bigint[])"}
@@ -108,7 +107,10 @@ async def candidates(
         _CANDIDATES.format(
             stored=filters.given(params, _STORED_FILTERS),
             promised=filters.given(params, _PROMISED_FILTERS),
-            locations=filters.given(params, _CANDIDATE_FILTERS),
+            locations=filters.given(params, _CANDIDATE_FILTERS)
+            if only is not None
+            # Without ``only``: where a suggestion may go.
+            else "l.active AND l.type IN ('storage', 'pick')",
         ),
         params,
     )

@@ -4,7 +4,9 @@ Run: ``.venv/bin/python -m bench.run`` (``BENCH_QUICK=1`` for a ~2-minute try).
 Durations: ``BENCH_SECONDS`` (closed loop per flow), ``BENCH_OPEN_SECONDS`` (the run at
 70% of the maximum), ``BENCH_PGBENCH_SECONDS``; ``BENCH_CONNECTIONS`` in flight (also
 pgbench's clients), ``BENCH_PROCESSES`` load-generator processes; ``BENCH_LINES`` of
-the large documents.
+the large documents. At the end, the growth run (bench/growth.py, its own database; about
+10 minutes, ``BENCH_QUICK=1``: about 2) unless ``BENCH_GROWTH=0``, which keeps the growth
+results of an earlier run in results.json.
 
 The server runs as production runs a pod: one ``wms-server serve`` process (one uvicorn
 worker) with its pool of ``WMS_DB_POOL_MAX`` = 20; only the rate limits are raised.
@@ -129,7 +131,7 @@ def fresh_orders(url: str, transactions: list[list[str]]) -> list[list[str]]:
     order number, and the captured orders are deleted so their numbers are free again.
     """
     with psycopg.connect(url) as conn:
-        numbers = dict(conn.execute("SELECT id, number FROM wms.orders").fetchall())
+        numbers: dict[int, str] = dict(conn.execute("SELECT id, number FROM wms.orders").fetchall())
         ids = list(numbers)
         conn.execute("DELETE FROM wms.order_lines WHERE order_id = ANY(%s)", (ids,))
         conn.execute("DELETE FROM wms.orders WHERE id = ANY(%s)", (ids,))
@@ -169,6 +171,21 @@ def unallocate(url: str, numbers: list[str], transactions: list[list[str]]) -> l
             (ids,),
         )
     return transactions
+
+
+def run_growth() -> dict[str, Any] | None:
+    """bench/growth.py's results; with ``BENCH_GROWTH=0``, the last run's (or None)."""
+    if os.environ.get("BENCH_GROWTH", "1") != "0":
+        from bench import growth  # noqa: PLC0415 - growth imports this module
+
+        return growth.run()
+    path = HERE / "results.json"
+    if not path.exists():
+        return None
+    earlier: dict[str, Any] | None = json.loads(path.read_text()).get("growth")
+    if earlier is not None:
+        print(f"[bench] BENCH_GROWTH=0: keeping the growth run of {earlier['started']}")
+    return earlier
 
 
 def versions() -> dict[str, str]:
@@ -266,7 +283,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             }
             for name, supply in stock_flows.items():
                 print(f"[bench] {name}: capturing its SQL for pgbench", flush=True)
-                rewrite = None
+                rewrite: Callable[[list[list[str]]], list[list[str]]] | None = None
                 captured = supply(CAPTURED)
                 if name == "allocation":
                     numbers = [path.split("/")[-2] for _, path, _ in captured]
@@ -317,6 +334,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             except (RuntimeError, httpx.HTTPError) as exc:
                 out.setdefault("notes", []).append(f"- the large ASN failed: {exc!s:.300}")
         out["ledger_mismatches_at_end"] = ledger_mismatches(database.url)
+    growth_results = run_growth()
+    if growth_results is not None:
+        out["growth"] = growth_results
     out["total_seconds"] = time.time() - began
     (HERE / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     from bench import report  # noqa: PLC0415 - matplotlib loads only for the report

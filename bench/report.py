@@ -220,6 +220,15 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
             f"{_f(m['p99'])} | {m['errors']} | {name or '–'} | {_f(top) if top else '–'} | "
             f"{ratio(results, flow):.2f} | {_f(s['rate'])} | {_f(s['p95'])} | {s['errors']} |"
         )
+    errors = [
+        f"{TITLES[flow]}: {', '.join(f'{n} × {code}' for code, n in sorted(counts.items()))}"
+        f" ({phase})"
+        for flow in FLOWS
+        for phase, counts in results["flows"].get(flow, {}).get("error_statuses", {}).items()
+        if counts
+    ]
+    if errors:
+        lines += ["", "Errors by status (`0`: the connection failed): " + "; ".join(errors) + "."]
     c = results["ceilings"]
     lines += [
         "",

@@ -93,7 +93,17 @@ def measure(
         seconds=OPEN_SECONDS,
     )
     result["at70"] = {**summary(steady), "rate": rate}
+    result["error_statuses"] = {"max": error_statuses(peak), "at70": error_statuses(steady)}
     return result
+
+
+def error_statuses(outcome: Outcome) -> dict[str, int]:
+    """How many answers of each non-2xx status (``0``: the connection failed)."""
+    counts: dict[str, int] = {}
+    for _, _, status in outcome.samples:
+        if not 200 <= status < 300:
+            counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts
 
 
 def capture_ceiling(
@@ -311,13 +321,19 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
 
             def mixed(count: int) -> list[Request]:
                 shares = {k: int(count * w / 100) + 1 for k, w in flows.MIX.items()}
+                # Downstream first: topping up dispatches confirms open tasks and topping
+                # up picks allocates received orders, which would turn requests already
+                # drawn for those tasks and orders into 409s (375 of them in one run).
+                dispatch = stock_flows["dispatch"](shares["dispatch"])
+                pick = stock_flows["pick"](shares["pick"])
+                allocation = stock_flows["allocation"](shares["allocation"])
                 return flows.mixed(
                     {
                         "lookup": flows.lookups(shares["lookup"], seed=5),
                         "intake": flows.intakes(shares["intake"], "MX"),
-                        "allocation": stock_flows["allocation"](shares["allocation"]),
-                        "pick": stock_flows["pick"](shares["pick"]),
-                        "dispatch": stock_flows["dispatch"](shares["dispatch"]),
+                        "allocation": allocation,
+                        "pick": pick,
+                        "dispatch": dispatch,
                     },
                     count,
                 )

@@ -69,8 +69,15 @@ def test_the_write_pool_asks_for_a_writable_host_and_keeps_every_host() -> None:
     assert info["port"] == "5432,5433"
     assert info["target_session_attrs"] == "read-write"
     assert info["connect_timeout"] == "5"
-    explicit = session_conninfo("postgresql://db-a/wms?connect_timeout=2", "any")
+    assert (info["keepalives_idle"], info["keepalives_count"]) == ("30", "3")
+    explicit = session_conninfo("postgresql://db-a/wms?connect_timeout=2&keepalives_idle=60", "any")
     assert conninfo_to_dict(explicit)["connect_timeout"] == "2"
+    assert conninfo_to_dict(explicit)["keepalives_idle"] == "60"
+
+
+def test_a_session_with_keepalives_still_connects(database_url: str) -> None:
+    with psycopg.connect(session_conninfo(database_url, "read-write")) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_on_a_standby_ready_says_standby_and_writes_answer_503_with_retry_after(

@@ -59,11 +59,21 @@ class DatabaseReadOnlyError(RuntimeError):
     """A write reached a standby (or no writable server answered): retry after failover."""
 
 
+# A host that vanishes without closing its sockets (a partition, a dead VM) leaves a
+# request waiting on an answer that never comes; the server's statement timeout cannot
+# end it. TCP keepalives do: about 30 + 3 × 10 s after the last byte.
+DEFAULT_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                      "keepalives_count": 3}  # fmt: skip
+
+
 def session_conninfo(url: str, target_session_attrs: str) -> str:
-    """``url`` with ``target_session_attrs`` set and a connect timeout if it has none."""
+    """``url`` with ``target_session_attrs`` set, and a connect timeout and TCP keepalives
+    where it sets none."""
+    given = conninfo_to_dict(url)
     params: dict[str, str | int] = {"target_session_attrs": target_session_attrs}
-    if "connect_timeout" not in conninfo_to_dict(url):
+    if "connect_timeout" not in given:
         params["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    params.update({k: v for k, v in DEFAULT_KEEPALIVES.items() if k not in given})
     return make_conninfo(url, **params)
 
 
@@ -101,12 +111,14 @@ async def check_idle_connection(conn: AsyncConnection) -> None:
     the server has said nothing to is handed out without the empty query psycopg_pool's
     own check sends before every use (one round trip a request, about a fifth of a
     stock lookup). A host that vanishes without closing its sockets is caught by neither
-    check: the statement timeout and TCP keepalives end those requests.
+    check: the sessions' TCP keepalives (``DEFAULT_KEEPALIVES``) end those requests.
     """
     if conn.closed:
         raise psycopg.OperationalError("the connection is closed")
-    readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-    if readable:
+    # poll, not select: select() refuses descriptors above 1024.
+    poller = select.poll()
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    if poller.poll(0):  # readable, or hung up / in error (always reported)
         await AsyncConnectionPool.check_connection(conn)
 
 

@@ -64,7 +64,7 @@ scan-deps: install ## pip-audit of requirements.lock (needs PyPI's vulnerability
 	|| { echo "make scan-deps: FAILED: a vulnerability, or a dependency pip-audit could not" \
 		"audit (is https://pypi.org/pypi/<name>/<version>/json reachable?)" >&2; exit 1; }
 
-bench: install ## Benchmarks against same-run ceilings, growth with data (~25 min; BENCH_QUICK=1: ~6 min; BENCH_GROWTH=0 skips growth); writes bench/RESULTS.md
+bench: install ## Benchmarks against same-run ceilings, growth with data (~25 min; BENCH_QUICK=1: shorter runs and scales; BENCH_GROWTH=0 skips growth); writes bench/RESULTS.md
 	$(BIN)/python -m bench.run
 
 lint: install ## ruff (lint + format check) and mypy

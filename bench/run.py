@@ -1,12 +1,12 @@
 """``make bench``: every flow under load, its ceiling, large documents; RESULTS.md and charts.
 
-Run: ``.venv/bin/python -m bench.run`` (``BENCH_QUICK=1`` for a ~2-minute try).
+Run: ``.venv/bin/python -m bench.run`` (``BENCH_QUICK=1`` for a short try).
 Durations: ``BENCH_SECONDS`` (closed loop per flow), ``BENCH_OPEN_SECONDS`` (the run at
 70% of the maximum), ``BENCH_PGBENCH_SECONDS``; ``BENCH_CONNECTIONS`` in flight (also
 pgbench's clients), ``BENCH_PROCESSES`` load-generator processes; ``BENCH_LINES`` of
-the large documents. At the end, the growth run (bench/growth.py, its own database; about
-10 minutes, ``BENCH_QUICK=1``: about 2) unless ``BENCH_GROWTH=0``, which keeps the growth
-results of an earlier run in results.json.
+the large documents. At the end, the growth run (bench/growth.py, its own database; 383 s
+in the run of 2026-11-30, shorter with ``BENCH_QUICK=1``) unless ``BENCH_GROWTH=0``, which
+keeps the growth results of an earlier run in results.json.
 
 The server runs as production runs a pod: one ``wms-server serve`` process (one uvicorn
 worker) with its pool of ``WMS_DB_POOL_MAX`` = 20; only the rate limits are raised.

@@ -65,7 +65,9 @@ def database(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
     embedded = EmbeddedPostgres(
-        settings.data_dir, max_connections=settings.embedded_max_connections
+        settings.data_dir,
+        max_connections=settings.embedded_max_connections,
+        avoid_ports=frozenset({settings.port, settings.metrics_port}),
     )
     url = embedded.start()
     try:

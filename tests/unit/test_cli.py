@@ -49,3 +49,13 @@ def test_health_fails_when_nothing_answers(capsys: pytest.CaptureFixture[str]) -
     url = f"http://127.0.0.1:{free_port()}/health/live"
     assert run(["health", "--url", url, "--timeout", "0.5"]) == 1
     assert capsys.readouterr().err.startswith("wms-server: unhealthy:")
+
+
+def test_the_embedded_database_never_takes_a_port_the_server_is_about_to_bind() -> None:
+    from wms.store.embedded import free_port
+
+    # Every port of the range but one is the server's: the pick is that one, or outside
+    # the range, never a server port (the server binds only after PostgreSQL started).
+    server_ports = frozenset(range(20000, 32768)) - {25001}
+    for _ in range(20):
+        assert free_port(avoid=server_ports) not in server_ports

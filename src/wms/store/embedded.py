@@ -65,11 +65,11 @@ def binaries_dir() -> Path:
 _PORT_RANGE = (20000, 32767)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now, never PostgreSQL's default 5432."""
+def free_port(host: str = "127.0.0.1", avoid: frozenset[int] = frozenset()) -> int:
+    """A TCP port nobody listens on right now, never PostgreSQL's default 5432 or ``avoid``."""
     for _ in range(100):
         port = random.randint(*_PORT_RANGE)  # noqa: S311 - not a secret, just spread
-        if port in RESERVED_PORTS:
+        if port in RESERVED_PORTS or port in avoid:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
@@ -135,7 +135,16 @@ def system_user() -> pwd.struct_passwd | None:
 class EmbeddedPostgres:
     """A PostgreSQL cluster in ``data_dir/pgdata``, shared by every process that uses it."""
 
-    def __init__(self, data_dir: Path, *, max_connections: int = 300) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        max_connections: int = 300,
+        avoid_ports: frozenset[int] = frozenset(),
+    ) -> None:
+        # ``avoid_ports``: the ports the server itself is about to bind. They are free when
+        # PostgreSQL picks its port, so without this both could choose the same one.
+        self.avoid_ports = avoid_ports
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "pgdata"
         self.max_connections = max_connections
@@ -262,7 +271,7 @@ class EmbeddedPostgres:
     def _start_postmaster(self) -> Postmaster:
         last_error = ""
         for _attempt in range(3):
-            port = free_port()
+            port = free_port(avoid=self.avoid_ports)
             options = (
                 f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
                 f"-c max_connections={self.max_connections} -c shared_buffers=128MB "

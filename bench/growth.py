@@ -47,15 +47,16 @@ from psycopg import sql
 
 from bench import ceilings, flows
 from bench.harness import (
+    POOL_MAX,
     BenchDatabase,
     admin_token,
+    bench_server,
     fresh_database,
     log_warnings_only,
     print_table,
-    running_server,
 )
 from bench.load import Outcome, Request, closed_loop
-from bench.run import CONNECTIONS, HERE, POOL_MAX, PROCESSES, RAISED_LIMITS, summary
+from bench.run import CONNECTIONS, HERE, PROCESSES, summary
 from bench.world import SKUS, WAREHOUSE, World, ledger_mismatches, load_world
 from wms.ops.archive import DEFAULT_RETENTION_MONTHS
 from wms.store.roles import OWNER, SCHEMA
@@ -544,15 +545,7 @@ def run() -> dict[str, Any]:
     }  # fmt: skip
     with fresh_database() as database:
         token = admin_token(database)
-        env = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
-        with (
-            running_server(database, **env) as server,
-            httpx.Client(
-                base_url=server.base_url + "/api/v1",
-                timeout=600,
-                headers={"Authorization": f"Bearer {token}"},
-            ) as client,
-        ):
+        with bench_server(database, token) as (server, client):
             print(f"[growth] scales {SCALES}; loading the world", flush=True)
             started = time.perf_counter()
             world = load_world(client, database.url)

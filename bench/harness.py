@@ -119,6 +119,32 @@ def running_server(database: BenchDatabase, **env: str) -> Iterator[Server]:
         log.close()
 
 
+POOL_MAX = 20
+# Rate limits raised for the run: the benchmark measures the stack, not the limiter.
+RAISED_LIMITS = {
+    "WMS_RATE_LIMIT_RPS": "1000000",
+    "WMS_RATE_LIMIT_BURST": "1000000",
+    "WMS_TENANT_RATE_LIMIT_RPS": "1000000",
+    "WMS_TENANT_RATE_LIMIT_BURST": "1000000",
+}
+
+
+@contextlib.contextmanager
+def bench_server(database: BenchDatabase, token: str) -> Iterator[tuple[Server, httpx.Client]]:
+    """The benchmarks' server (rate limits raised, pool ``POOL_MAX``) and an admin client
+    of its ``/api/v1``."""
+    env = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
+    with (
+        running_server(database, **env) as server,
+        httpx.Client(
+            base_url=server.base_url + "/api/v1",
+            timeout=600,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client,
+    ):
+        yield server, client
+
+
 @dataclass
 class InProcessClient:
     """The app in-process through HTTP (FastAPI's TestClient), as an admin of one tenant."""

@@ -29,7 +29,15 @@ import httpx
 import psycopg
 
 from bench import ceilings, flows, large_documents
-from bench.harness import admin_token, fresh_database, log_warnings_only, percentile, running_server
+from bench.harness import (
+    POOL_MAX,
+    RAISED_LIMITS,
+    admin_token,
+    bench_server,
+    fresh_database,
+    log_warnings_only,
+    percentile,
+)
 from bench.load import Outcome, Request, closed_loop, open_loop
 from bench.world import ledger_mismatches, load_world
 
@@ -40,14 +48,6 @@ PGBENCH_SECONDS = float(os.environ.get("BENCH_PGBENCH_SECONDS", "4" if QUICK els
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "2"))
 LINES = int(os.environ.get("BENCH_LINES", "5000"))
-POOL_MAX = 20
-# Rate limits raised for the run: the benchmark measures the stack, not the limiter.
-RAISED_LIMITS = {
-    "WMS_RATE_LIMIT_RPS": "1000000",
-    "WMS_RATE_LIMIT_BURST": "1000000",
-    "WMS_TENANT_RATE_LIMIT_RPS": "1000000",
-    "WMS_TENANT_RATE_LIMIT_BURST": "1000000",
-}
 # Work prepared for a closed-loop run: the most we expect per second on this machine.
 EXPECTED_WRITE_RPS = 250
 CAPTURED = 24  # requests whose transactions become the pgbench scripts
@@ -81,7 +81,7 @@ def measure(
         connections=CONNECTIONS,
         seconds=SECONDS,
     )
-    result = {"max": summary(peak)}
+    result: dict[str, Any] = {"max": summary(peak)}
     rate = 0.7 * peak.throughput
     print(f"[bench] {name}: {peak.throughput:.0f}/s; open loop at {rate:.0f}/s", flush=True)
     steady = open_loop(
@@ -240,15 +240,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
     with fresh_database() as database:
         token = admin_token(database)
         print(f"[bench] rate limiting raised for the run: {RAISED_LIMITS}", flush=True)
-        env = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
-        with (
-            running_server(database, **env) as server,
-            httpx.Client(
-                base_url=server.base_url + "/api/v1",
-                timeout=600,
-                headers={"Authorization": f"Bearer {token}"},
-            ) as client,
-        ):
+        with bench_server(database, token) as (server, client):
             base = server.base_url
             print("[bench] one wms-server process (1 uvicorn worker, pool 20); loading", flush=True)
             started = time.perf_counter()

@@ -17,10 +17,11 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from wms.domain.allocation import OrderStatus
-from wms.domain.errors import FieldError, InvalidStateError, NotFoundError, UnknownReferenceError
+from wms.domain.errors import FieldError, NotFoundError, UnknownReferenceError
 from wms.domain.inventory import BalanceKey, Delta, MovementKind, StockStatus, api_lot
 from wms.domain.picking import Claim, charge_shortage, check_match, check_quantity
 from wms.domain.products import to_base_quantity
+from wms.domain.tasks import open_task
 from wms.domain.waves import PickTaskStatus, Share
 from wms.ops import business_metrics
 from wms.services import orders as order_service
@@ -82,15 +83,7 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
     checked: list[tuple[dict[str, Any], int]] = []
     for index, scan in enumerate(scans):
         at = f"/confirmations/{index}" if batch else ""
-        task = tasks.get(scan.task_id)
-        if task is None:
-            if batch:
-                raise UnknownReferenceError(f"{at}/task", f"no pick task {scan.task_id}")
-            raise NotFoundError(f"no pick task {scan.task_id}")
-        if task["status"] != PickTaskStatus.OPEN:
-            raise InvalidStateError(
-                f"pick task {task['id']} is {task['status']}", current_status=task["status"]
-            )
+        task = open_task(tasks, scan.task_id, what="pick task", at=at, batch=batch)
         checked.append((task, await _check_scan(uow, task, scan, at, products)))
     shares_of = await store.shares_of(uow.conn, ids)
     picks = [_plan(task, units, shares_of[task["id"]]) for task, units in checked]

@@ -20,9 +20,7 @@ from psycopg import AsyncConnection
 
 from wms.domain.errors import (
     FieldError,
-    InvalidStateError,
     NotFoundError,
-    UnknownReferenceError,
 )
 from wms.domain.inventory import (
     BalanceKey,
@@ -42,6 +40,7 @@ from wms.domain.putaway import (
     check_room,
     matching_rule,
 )
+from wms.domain.tasks import open_task
 from wms.ops import business_metrics
 from wms.services import backorders, inventory
 from wms.services.unit_of_work import UnitOfWork
@@ -218,14 +217,7 @@ async def _destinations(
     )
     for index, wanted in enumerate(confirmations):
         at = f"/confirmations/{index}" if batch else ""
-        task = locked.get(wanted.task_id)
-        if task is None:
-            if batch:
-                raise UnknownReferenceError(f"{at}/task", f"no putaway task {wanted.task_id}")
-            raise NotFoundError(f"no putaway task {wanted.task_id}")
-        if task["status"] != "open":
-            raise InvalidStateError(f"putaway task {wanted.task_id} is already {task['status']}",
-                                    current_status=task["status"])  # fmt: skip
+        task = open_task(locked, wanted.task_id, what="putaway task", at=at, batch=batch)
         if wanted.location is not None:
             found = named.get((task["warehouse_id"], wanted.location)) or await inventory.location(
                 uow, task["warehouse_id"], wanted.location, field=f"{at}/location"

@@ -40,7 +40,6 @@ from wms.store import orders as store
 from wms.store import picking as pick_store
 from wms.store import settings as settings_store
 from wms.store import shipments as shipment_store
-from wms.store import warehouses as warehouse_store
 from wms.store import waves as wave_store
 
 BACKORDERS_PER_ARRIVAL = 50
@@ -84,18 +83,19 @@ class OrderResult:
 
 async def create_order(uow: UnitOfWork, order: OrderIn) -> OrderResult:
     """Take in an order; the same number and content again returns it unchanged."""
-    existing = await store.get_head(uow.conn, order.number)
-    if existing is not None:
-        return OrderResult(await _same_order(uow, existing, order), created=False)
-    warehouse_id = await warehouse_store.id_of(uow.conn, order.warehouse)
-    if warehouse_id is None:
+    found = await store.to_receive(
+        uow.conn, uow.tenant_id, order.number, order.warehouse, [line.sku for line in order.lines]
+    )
+    if found.existing is not None:
+        return OrderResult(await _same_order(uow, found.existing, order), created=False)
+    if found.warehouse_id is None:
         raise UnknownReferenceError("/warehouse", f"no warehouse {order.warehouse}")
-    new_lines = await _resolve_lines(uow, order.lines)
+    new_lines = _resolve_lines(order.lines, found.products)
     order_id = await store.insert_order(
         uow.conn,
         uow.tenant_id,
         number=order.number,
-        warehouse_id=warehouse_id,
+        warehouse_id=found.warehouse_id,
         fields={
             "customer": order.customer,
             "carrier": order.carrier,
@@ -111,31 +111,35 @@ async def create_order(uow: UnitOfWork, order: OrderIn) -> OrderResult:
         existing = await store.get_head(uow.conn, order.number)
         assert existing is not None
         return OrderResult(await _same_order(uow, existing, order), created=False)
-    await store.insert_lines(uow.conn, uow.tenant_id, order_id, new_lines)
+    # The lines and the read of the new order go in one round trip. The rows are this
+    # transaction's own, invisible to others until commit: no lock needed.
+    async with uow.conn.pipeline():
+        await store.insert_lines(uow.conn, uow.tenant_id, order_id, new_lines)
+        rows = await store.order_rows(uow.conn, order.number)
+    assert rows.head is not None
     summary = {"number": order.number, "lines": len(new_lines), "warehouse": order.warehouse}
     uow.audit("order", order.number, "received", after=summary)
     uow.emit("wms.order.received", "order", order.number, summary, warehouse=order.warehouse)
     uow.observe(business_metrics.order_received, uow.tenant_code, order.warehouse)
-    settings = await settings_store.get(uow.conn, uow.tenant_id)
-    # The row is this transaction's own, invisible to others until commit: no lock needed.
-    head = await store.get_head(uow.conn, order.number)
-    assert head is not None
-    if not settings["allocate_on_create"]:
-        return OrderResult(await assemble(uow.conn, head), created=True)
-    await _allocate(uow, head, settings)
+    if not found.settings["allocate_on_create"]:
+        return OrderResult(_with_lines(rows.head, rows.lines, rows.allocations), created=True)
+    await _allocate(uow, rows.head, found.settings, lines=rows.lines)
     return OrderResult(await view(uow.conn, order.number), created=True)
 
 
 async def allocate_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
     """Allocate what the order still needs (a fully allocated order is left as it is)."""
-    head = await _head(uow, number, for_update=True)
+    found = await store.to_allocate(uow.conn, uow.tenant_id, number)
+    head = found.head
+    if head is None:
+        raise NotFoundError(f"no order {number}")
     if head["status"] not in ALLOCATABLE_STATUSES:
         raise InvalidStateError(
             f"order {number} is {head['status']} and cannot be allocated",
             current_status=head["status"],
         )
     if head["status"] != OrderStatus.ALLOCATED:
-        await _allocate(uow, head, await settings_store.get(uow.conn, uow.tenant_id))
+        await _allocate(uow, head, found.settings, lines=found.lines)
     return await view(uow.conn, number)
 
 
@@ -218,7 +222,7 @@ async def reallocate_lines(
         uow.conn,
         head["warehouse_id"],
         sorted({need.product_id for need in needs}),
-        excluded_location=await _staging_location(uow, head["warehouse"]),
+        excluded_location=head["staging_location"],
         excluded_balances=excluded_balances,
     )
     plan = plan_order(needs, candidates, BackorderPolicy.BACKORDER)
@@ -228,16 +232,20 @@ async def reallocate_lines(
 
 async def view(conn: AsyncConnection, number: str) -> dict[str, Any]:
     """The order with its lines and where each line's stock is reserved (404 if none)."""
-    head = await store.get_head(conn, number)
-    if head is None:
+    rows = await store.order_rows(conn, number)
+    if rows.head is None:
         raise NotFoundError(f"no order {number}")
-    return await assemble(conn, head)
+    return _with_lines(rows.head, rows.lines, rows.allocations)
 
 
 async def assemble(conn: AsyncConnection, head: dict[str, Any]) -> dict[str, Any]:
     """Attach lines and allocations to an order head."""
-    lines = await store.lines(conn, head["id"])
-    allocations = await store.allocations(conn, head["id"])
+    return _with_lines(head, *await store.lines_and_allocations(conn, head["id"]))
+
+
+def _with_lines(
+    head: dict[str, Any], lines: list[dict[str, Any]], allocations: list[dict[str, Any]]
+) -> dict[str, Any]:
     by_line: dict[int, list[dict[str, Any]]] = {}
     for allocation in allocations:
         by_line.setdefault(allocation["line_no"], []).append(allocation)
@@ -247,10 +255,19 @@ async def assemble(conn: AsyncConnection, head: dict[str, Any]) -> dict[str, Any
 
 
 async def _allocate(
-    uow: UnitOfWork, head: dict[str, Any], settings: dict[str, Any], *, backorder: bool = False
+    uow: UnitOfWork,
+    head: dict[str, Any],
+    settings: dict[str, Any],
+    *,
+    backorder: bool = False,
+    lines: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """Plan and reserve for the order's open lines; return whether anything was reserved."""
-    lines = await store.lines(uow.conn, head["id"])
+    """Plan and reserve for the order's open lines; return whether anything was reserved.
+
+    ``lines`` are the order's lines as read under the head's lock (read here if not given).
+    """
+    if lines is None:
+        lines = await store.lines(uow.conn, head["id"])
     today = datetime.now(UTC).astimezone(ZoneInfo(head["timezone"])).date()
     default = AllocationStrategy(settings["allocation_strategy"])
     needs = [
@@ -265,44 +282,48 @@ async def _allocate(
         uow.conn,
         head["warehouse_id"],
         sorted({need.product_id for need in needs}),
-        excluded_location=await _staging_location(uow, head["warehouse"]),
+        excluded_location=head["staging_location"],
     )
     plan = plan_order(needs, candidates, policy)
-    await store.reserve(uow.conn, uow.tenant_id, head["id"], plan.reservations)
-    if policy == BackorderPolicy.CANCEL_REMAINDER and plan.short and not backorder:
-        await store.cancel_remainders(uow.conn, head["id"], plan.short)
-    lines = await store.lines(uow.conn, head["id"])
+    cancel_short = policy == BackorderPolicy.CANCEL_REMAINDER and bool(plan.short) and not backorder
+    # The lines' totals once the plan is applied: what the UPDATEs below add to them.
     status = status_after_allocation(
         total=sum(line["quantity"] for line in lines),
-        allocated=sum(line["allocated"] for line in lines),
-        cancelled=sum(line["cancelled"] for line in lines),
+        allocated=sum(line["allocated"] for line in lines) + plan.reserved,
+        cancelled=sum(line["cancelled"] for line in lines)
+        + (sum(plan.short.values()) if cancel_short else 0),
     )
     stamp = "allocated" if status == OrderStatus.ALLOCATED else None
     if status == OrderStatus.CANCELLED:
         stamp = "cancelled"
-    await store.set_status(uow.conn, head["id"], status, stamp=stamp)
-    head["status"] = status
-    data = {
-        "number": head["number"],
-        "status": status,
-        "reserved": plan.reserved,
-        "short": sum(plan.short.values()),
-    }
-    event = {
-        OrderStatus.ALLOCATED: "wms.order.allocated",
-        OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
-        OrderStatus.BACKORDERED: "wms.order.backordered",
-        OrderStatus.CANCELLED: "wms.order.cancelled",
-    }[status]
-    if backorder and plan.reserved == 0:
-        return False
-    uow.audit("order", head["number"], "allocated", after=data)
-    uow.emit(event, "order", head["number"], data, warehouse=head["warehouse"])
-    if plan.reserved:
-        # Reserving may have drawn a pick face below its minimum.
-        await replenishment.check_levels(
-            uow, head["warehouse_id"], sorted({need.product_id for need in needs})
-        )
+    # The writes and the pick-face check that follows them travel in one round trip.
+    async with uow.conn.pipeline():
+        await store.reserve(uow.conn, uow.tenant_id, head["id"], plan.reservations)
+        if cancel_short:
+            await store.cancel_remainders(uow.conn, head["id"], plan.short)
+        await store.set_status(uow.conn, head["id"], status, stamp=stamp)
+        head["status"] = status
+        if backorder and plan.reserved == 0:
+            return False
+        data = {
+            "number": head["number"],
+            "status": status,
+            "reserved": plan.reserved,
+            "short": sum(plan.short.values()),
+        }
+        event = {
+            OrderStatus.ALLOCATED: "wms.order.allocated",
+            OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
+            OrderStatus.BACKORDERED: "wms.order.backordered",
+            OrderStatus.CANCELLED: "wms.order.cancelled",
+        }[status]
+        uow.audit("order", head["number"], "allocated", after=data)
+        uow.emit(event, "order", head["number"], data, warehouse=head["warehouse"])
+        if plan.reserved:
+            # Reserving may have drawn a pick face below its minimum.
+            await replenishment.check_levels(
+                uow, head["warehouse_id"], sorted({need.product_id for need in needs})
+            )
     return plan.reserved > 0
 
 
@@ -320,16 +341,9 @@ def _need(line: dict[str, Any], default: AllocationStrategy, today: date) -> Lin
     )
 
 
-async def _staging_location(uow: UnitOfWork, warehouse: str) -> str:
-    cursor = await uow.conn.execute(
-        "SELECT outbound_staging_location FROM warehouses WHERE code = %s", (warehouse,)
-    )
-    row = await cursor.fetchone()
-    return str(row[0]) if row else ""
-
-
-async def _resolve_lines(uow: UnitOfWork, lines: list[OrderLineIn]) -> list[store.NewLine]:
-    products = await store.products_by_sku(uow.conn, [line.sku for line in lines])
+def _resolve_lines(
+    lines: list[OrderLineIn], products: dict[str, store.OrderProduct]
+) -> list[store.NewLine]:
     resolved = []
     for index, line in enumerate(lines):
         product = products.get(line.sku)

@@ -6,15 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from wms.domain.allocation import Candidate, Reservation
-from wms.store import filters
+from wms.store import filters, settings, warehouses
 from wms.store.jsonb import dumps
-
-LOCK_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,9 @@ class OrderProduct:
     factors: dict[str, int]
 
 
-async def products_by_sku(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, OrderProduct]:
-    """Products of ``skus`` (one round trip for a whole order)."""
-    cursor = await conn.execute(
+async def send_products(conn: AsyncConnection, skus: Sequence[str]) -> AsyncCursor[Any]:
+    """Send the read of the products of ``skus``; its cursor, unread (shaped by ``products``)."""
+    return await conn.execute(
         "SELECT p.sku, p.id, p.lot_tracked, p.allocation_strategy, p.min_shelf_life_days, "
         "p.base_uom, coalesce(json_object_agg(u.code, u.factor) "
         "FILTER (WHERE u.code IS NOT NULL), '{}') FROM products p "
@@ -52,12 +50,46 @@ async def products_by_sku(conn: AsyncConnection, skus: Sequence[str]) -> dict[st
         "WHERE p.sku = ANY(%s) GROUP BY p.tenant_id, p.id",
         (list(set(skus)),),
     )
+
+
+def products(rows: Sequence[Any]) -> dict[str, OrderProduct]:
+    """The rows ``send_products`` read, by SKU."""
     found = {}
-    for sku, pid, lot_tracked, strategy, shelf, base_uom, uoms in await cursor.fetchall():
+    for sku, pid, lot_tracked, strategy, shelf, base_uom, uoms in rows:
         factors = {str(code): int(factor) for code, factor in uoms.items()}
         factors[base_uom] = 1
         found[sku] = OrderProduct(pid, sku, lot_tracked, strategy, shelf, factors)
     return found
+
+
+@dataclass(frozen=True)
+class ToReceive:
+    """What taking in an order starts from, read in one round trip."""
+
+    existing: dict[str, Any] | None
+    warehouse_id: int | None
+    products: dict[str, OrderProduct]
+    settings: dict[str, Any]
+
+
+async def to_receive(
+    conn: AsyncConnection, tenant_id: int, number: str, warehouse: str, skus: Sequence[str]
+) -> ToReceive:
+    """Order ``number`` if it exists, the warehouse's id, the products and the settings."""
+    async with conn.pipeline():
+        head = await send_head(conn, number)
+        warehouse_row = await warehouses.send_id_of(conn, warehouse)
+        product_rows = await send_products(conn, skus)
+        current = await settings.send_current(conn, tenant_id)
+    found_warehouse = await warehouse_row.fetchone()
+    found_settings = await current.fetchone()
+    assert found_settings is not None
+    return ToReceive(
+        existing=await head.fetchone(),
+        warehouse_id=int(found_warehouse[0]) if found_warehouse else None,
+        products=products(await product_rows.fetchall()),
+        settings=found_settings,
+    )
 
 
 async def insert_order(
@@ -109,21 +141,40 @@ _HEAD = (
     "SELECT o.id, o.number, w.code AS warehouse, o.warehouse_id, w.timezone, o.customer, "
     "o.carrier, o.carrier_service, o.priority, o.ship_by, o.ship_to, o.status, "
     "o.content_hash, o.created_at, o.updated_at, o.allocated_at, o.shipped_at, "
-    "o.cancelled_at FROM orders o JOIN warehouses w ON w.tenant_id = o.tenant_id "
-    "AND w.id = o.warehouse_id "
+    "o.cancelled_at, w.outbound_staging_location AS staging_location FROM orders o "
+    "JOIN warehouses w ON w.tenant_id = o.tenant_id AND w.id = o.warehouse_id "
 )
+# An order named by number inside another statement (its lines, its allocations): lets
+# those be sent with the head's read instead of after it.
+_ORDER_ID = "(SELECT n.id FROM orders n WHERE n.number = %s)"
+
+
+@dataclass(frozen=True)
+class OrderRows:
+    """An order's head (None: no such order), lines and allocations, read together."""
+
+    head: dict[str, Any] | None
+    lines: list[dict[str, Any]]
+    allocations: list[dict[str, Any]]
+
+
+async def send_head(
+    conn: AsyncConnection, number: str, *, for_update: bool = False
+) -> AsyncCursor[dict[str, Any]]:
+    """Send the head's read (locked when ``for_update``); its cursor, unread."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        _HEAD + "WHERE o.number = %s" + (" FOR UPDATE OF o" if for_update else ""),
+        (number,),
+    )
+    return cursor
 
 
 async def get_head(
     conn: AsyncConnection, number: str, *, for_update: bool = False
 ) -> dict[str, Any] | None:
     """The order head by number (locked for a state change when ``for_update``)."""
-    cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(
-        _HEAD + "WHERE o.number = %s" + (" FOR UPDATE OF o" if for_update else ""),
-        (number,),
-    )
-    return await cursor.fetchone()
+    return await (await send_head(conn, number, for_update=for_update)).fetchone()
 
 
 async def heads_by_id(conn: AsyncConnection, order_ids: list[int]) -> list[dict[str, Any]]:
@@ -136,8 +187,13 @@ async def heads_by_id(conn: AsyncConnection, order_ids: list[int]) -> list[dict[
     return await cursor.fetchall()
 
 
-async def lines(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
-    """The order's lines with SKUs, in line order."""
+def _order(order: int | str) -> str:
+    """The condition on ``order_id`` for an order given by id or by number."""
+    return "%s" if isinstance(order, int) else _ORDER_ID
+
+
+async def send_lines(conn: AsyncConnection, order: int | str) -> AsyncCursor[dict[str, Any]]:
+    """Send the read of ``lines`` (the order by id or number); its cursor, unread."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT l.line_no, l.product_id, p.sku, l.quantity, l.uom, l.uom_quantity, "
@@ -145,14 +201,19 @@ async def lines(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
         "l.picked, l.shipped, l.cancelled, p.allocation_strategy, "
         "p.min_shelf_life_days AS product_shelf_life FROM order_lines l "
         "JOIN products p ON p.tenant_id = l.tenant_id AND p.id = l.product_id "
-        "WHERE l.order_id = %s ORDER BY l.line_no",
-        (order_id,),
+        f"WHERE l.order_id = {_order(order)} ORDER BY l.line_no",
+        (order,),
     )
-    return await cursor.fetchall()
+    return cursor
 
 
-async def allocations(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
-    """Where each line's reserved stock is."""
+async def lines(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
+    """The order's lines with SKUs, in line order."""
+    return await (await send_lines(conn, order_id)).fetchall()
+
+
+async def send_allocations(conn: AsyncConnection, order: int | str) -> AsyncCursor[dict[str, Any]]:
+    """Send the read of ``allocations`` (the order by id or number); its cursor, unread."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT a.line_no, a.balance_id, a.quantity, l.code AS location, "
@@ -160,10 +221,61 @@ async def allocations(conn: AsyncConnection, order_id: int) -> list[dict[str, An
         "JOIN inventory_balances b ON b.tenant_id = a.tenant_id AND b.id = a.balance_id "
         "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
         "LEFT JOIN lots lt ON lt.tenant_id = b.tenant_id AND lt.product_id = b.product_id "
-        "AND lt.lot_code = b.lot_code WHERE a.order_id = %s ORDER BY a.line_no, a.id",
-        (order_id,),
+        f"AND lt.lot_code = b.lot_code WHERE a.order_id = {_order(order)} "
+        "ORDER BY a.line_no, a.id",
+        (order,),
     )
-    return await cursor.fetchall()
+    return cursor
+
+
+async def allocations(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:
+    """Where each line's reserved stock is."""
+    return await (await send_allocations(conn, order_id)).fetchall()
+
+
+async def order_rows(conn: AsyncConnection, number: str) -> OrderRows:
+    """Head, lines and allocations of order ``number``, in one round trip."""
+    async with conn.pipeline():
+        head = await send_head(conn, number)
+        line_rows = await send_lines(conn, number)
+        allocation_rows = await send_allocations(conn, number)
+    return OrderRows(
+        await head.fetchone(), await line_rows.fetchall(), await allocation_rows.fetchall()
+    )
+
+
+async def lines_and_allocations(
+    conn: AsyncConnection, order_id: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The order's lines and allocations, in one round trip."""
+    async with conn.pipeline():
+        line_rows = await send_lines(conn, order_id)
+        allocation_rows = await send_allocations(conn, order_id)
+    return await line_rows.fetchall(), await allocation_rows.fetchall()
+
+
+@dataclass(frozen=True)
+class ToAllocate:
+    """What allocating an order starts from, read in one round trip."""
+
+    head: dict[str, Any] | None
+    lines: list[dict[str, Any]]
+    settings: dict[str, Any]
+
+
+async def to_allocate(conn: AsyncConnection, tenant_id: int, number: str) -> ToAllocate:
+    """Lock order ``number``'s head; read its lines and the tenant's settings with it.
+
+    The lines' read runs after the lock is held (statements of a pipeline run in order),
+    so it sees every change committed before.
+    """
+    async with conn.pipeline():
+        head = await send_head(conn, number, for_update=True)
+        line_rows = await send_lines(conn, number)
+        current = await settings.send_current(conn, tenant_id)
+    found = await current.fetchone()
+    assert found is not None
+    return ToAllocate(await head.fetchone(), await line_rows.fetchall(), found)
 
 
 _HEAD_FILTERS = {
@@ -201,33 +313,26 @@ async def lock_candidates(
 ) -> list[Candidate]:
     """Lock the available balances of ``product_ids`` and return them as candidates.
 
-    Balances are locked in primary-key order, the order every stock change uses, in
-    chunks of ``LOCK_CHUNK`` rows so that a large order does not hold one huge lock
-    request; two allocators therefore cannot deadlock on each other. ``excluded_balances``
-    are left out (a balance a picker has just found short).
+    One statement: the rows are sorted by the balance key before any is locked (the
+    locking step sits above the sort), the order every stock change locks in, so two
+    allocators cannot deadlock on each other. A balance whose free stock another
+    transaction took while this one waited is re-checked and left out.
+    ``excluded_balances`` are left out (a balance a picker has just found short).
     """
     cursor = await conn.execute(
-        "SELECT b.id FROM inventory_balances b WHERE b.warehouse_id = %s "
-        "AND b.product_id = ANY(%s) AND b.status = 'available' AND b.on_hand > b.allocated "
-        "AND NOT b.id = ANY(%s::bigint[]) ORDER BY b.location_id, b.product_id, b.lot_code",
-        (warehouse_id, product_ids, list(excluded_balances)),
+        "SELECT b.id, b.product_id, l.code, l.type, l.pick_sequence, b.lot_code, lt.expiry, "
+        "b.first_received_at, b.on_hand - b.allocated FROM inventory_balances b "
+        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+        "LEFT JOIN lots lt ON lt.tenant_id = b.tenant_id AND lt.product_id = b.product_id "
+        "AND lt.lot_code = b.lot_code "
+        "WHERE b.warehouse_id = %s AND b.product_id = ANY(%s) AND b.status = 'available' "
+        "AND b.on_hand > b.allocated AND NOT b.id = ANY(%s::bigint[]) "
+        "AND l.active AND l.code <> %s "
+        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+        "FOR UPDATE OF b",
+        (warehouse_id, product_ids, list(excluded_balances), excluded_location),
     )
-    ids = [row[0] for row in await cursor.fetchall()]
-    candidates: list[Candidate] = []
-    for start in range(0, len(ids), LOCK_CHUNK):
-        chunk = await conn.execute(
-            "SELECT b.id, b.product_id, l.code, l.type, l.pick_sequence, b.lot_code, lt.expiry, "
-            "b.first_received_at, b.on_hand - b.allocated FROM inventory_balances b "
-            "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
-            "LEFT JOIN lots lt ON lt.tenant_id = b.tenant_id AND lt.product_id = b.product_id "
-            "AND lt.lot_code = b.lot_code "
-            "WHERE b.id = ANY(%s) AND l.active AND l.code <> %s "
-            "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
-            "FOR UPDATE OF b",
-            (ids[start : start + LOCK_CHUNK], excluded_location),
-        )
-        candidates.extend(Candidate(*row) for row in await chunk.fetchall())
-    return candidates
+    return [Candidate(*row) for row in await cursor.fetchall()]
 
 
 async def reserve(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
 from wms.store import filters
@@ -45,10 +45,14 @@ async def get(
     return await cursor.fetchone()
 
 
+async def send_id_of(conn: AsyncConnection, code: str) -> AsyncCursor[Any]:
+    """Send the read of ``id_of``; its cursor, unread (for a pipelined batch)."""
+    return await conn.execute("SELECT id FROM warehouses WHERE code = %s", (code,))
+
+
 async def id_of(conn: AsyncConnection, code: str) -> int | None:
     """The id of warehouse ``code``."""
-    cursor = await conn.execute("SELECT id FROM warehouses WHERE code = %s", (code,))
-    row = await cursor.fetchone()
+    row = await (await send_id_of(conn, code)).fetchone()
     return int(row[0]) if row else None
 
 

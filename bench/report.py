@@ -220,6 +220,18 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
             f"{_f(m['p99'])} | {m['errors']} | {name or '–'} | {_f(top) if top else '–'} | "
             f"{ratio(results, flow):.2f} | {_f(s['rate'])} | {_f(s['p95'])} | {s['errors']} |"
         )
+    seconds = [
+        f"{TITLES[flow]} {s['slow_seconds']} of {s['counted_seconds']} "
+        f"(median second {_f(s['median_second_p95'])} ms)"
+        for flow in FLOWS
+        if "slow_seconds" in (s := results["flows"].get(flow, {}).get("at70", {}))
+    ]
+    if seconds:
+        lines += [
+            "",
+            "Open loop at 70%, seconds whose p95 reached 50 ms (a few: a stall such as a "
+            "checkpoint; most: the rate is too high): " + "; ".join(seconds) + ".",
+        ]
     errors = [
         f"{TITLES[flow]}: {', '.join(f'{n} × {code}' for code, n in sorted(counts.items()))}"
         f" ({phase})"

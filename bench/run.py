@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -54,9 +55,18 @@ CAPTURED = 24  # requests whose transactions become the pgbench scripts
 HERE = Path(__file__).parent
 
 
+SLOW_MS = 50.0
+
+
 def summary(outcome: Outcome) -> dict[str, float]:
-    """Throughput, percentiles in ms, errors, count."""
+    """Throughput, percentiles in ms, errors, count, and how the run's seconds went."""
     latencies = outcome.latencies()
+    # The p95 of each second (by start): a few slow seconds (a checkpoint, autovacuum, a
+    # colleague's build) read differently from a run that was slow throughout.
+    by_second: dict[int, list[float]] = {}
+    for started, latency, _ in outcome.samples:
+        by_second.setdefault(int(started), []).append(latency)
+    per_second = [percentile(values, 95) * 1000 for values in by_second.values()]
     return {
         "rps": outcome.throughput,
         "p50": percentile(latencies, 50) * 1000,
@@ -65,6 +75,9 @@ def summary(outcome: Outcome) -> dict[str, float]:
         "errors": outcome.errors,
         "requests": len(latencies),
         "seconds": outcome.seconds,
+        "slow_seconds": sum(1 for p95 in per_second if p95 >= SLOW_MS),
+        "counted_seconds": len(per_second),
+        "median_second_p95": statistics.median(per_second) if per_second else float("nan"),
     }
 
 

@@ -39,6 +39,12 @@ from wms.store.tenants import admin_connection
 WMS_SERVER = str(Path(sys.executable).with_name("wms-server"))
 
 
+# PostgreSQL's own default (128MB) is the embedded server's: right for a laptop, not for a
+# warehouse's database, whose hot set (balances, products, locations: ~100 MB here) a
+# production server keeps in its buffers while the history (GBs at 50x) does not fit.
+SHARED_BUFFERS = os.environ.get("BENCH_SHARED_BUFFERS", "1GB")
+
+
 @dataclass(frozen=True)
 class BenchDatabase:
     """A migrated database on a fresh embedded PostgreSQL, and the folder it lives in."""
@@ -56,7 +62,7 @@ def log_warnings_only() -> None:
 def fresh_database() -> Iterator[BenchDatabase]:
     """Start an embedded PostgreSQL in a temporary folder and migrate its ``wms`` database."""
     folder = Path(tempfile.mkdtemp(prefix="wms-bench-"))
-    embedded = EmbeddedPostgres(folder / "data", max_connections=300)
+    embedded = EmbeddedPostgres(folder / "data", max_connections=300, shared_buffers=SHARED_BUFFERS)
     url = embedded.start()
     try:
         Migrator(url).migrate()

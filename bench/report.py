@@ -181,7 +181,9 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         f"- machine: {v['machine']}, kernel {v['kernel']}, {v['cpus']} CPUs (shared with the "
         "load generator, pgbench and PostgreSQL itself, and with colleagues' test runs)",
         f"- Python {v['python']}, FastAPI {v['fastapi']}, uvicorn {v['uvicorn']}, psycopg "
-        f"{v['psycopg']}; embedded PostgreSQL 18; {v['pgbench']}",
+        f"{v['psycopg']}; embedded PostgreSQL 18 (shared_buffers "
+        f"{results.get('shared_buffers', '128MB')}, `BENCH_SHARED_BUFFERS`; tables vacuumed "
+        f"and analysed after the load); {v['pgbench']}",
         f"- server: {results['server_processes']} `wms-server serve` process (one uvicorn "
         f"worker, as production runs a pod), pool of {results['pool_max']}; rate limits raised "
         "for the run (logged)",

@@ -33,6 +33,7 @@ from bench import ceilings, flows, large_documents
 from bench.harness import (
     POOL_MAX,
     RAISED_LIMITS,
+    SHARED_BUFFERS,
     admin_token,
     bench_server,
     fresh_database,
@@ -246,6 +247,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
         "processes": PROCESSES,
         "server_processes": 1,
         "pool_max": POOL_MAX,
+        "shared_buffers": SHARED_BUFFERS,
         "versions": versions(),
         "flows": {},
         "ceilings": {},

@@ -141,10 +141,12 @@ class EmbeddedPostgres:
         *,
         max_connections: int = 300,
         avoid_ports: frozenset[int] = frozenset(),
+        shared_buffers: str = "128MB",
     ) -> None:
         # ``avoid_ports``: the ports the server itself is about to bind. They are free when
         # PostgreSQL picks its port, so without this both could choose the same one.
         self.avoid_ports = avoid_ports
+        self.shared_buffers = shared_buffers
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "pgdata"
         self.max_connections = max_connections
@@ -274,8 +276,8 @@ class EmbeddedPostgres:
             port = free_port(avoid=self.avoid_ports)
             options = (
                 f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-                f"-c max_connections={self.max_connections} -c shared_buffers=128MB "
-                f"-c fsync=on -c log_min_messages=warning"
+                f"-c max_connections={self.max_connections} "
+                f"-c shared_buffers={self.shared_buffers} -c fsync=on -c log_min_messages=warning"
             )
             try:
                 self._pg_ctl(

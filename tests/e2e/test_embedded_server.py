@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import WMS_SERVER, Launch, postgres_pids, server_env
-from wms.store.embedded import read_postmaster
+from wms.store.embedded import EmbeddedDatabaseError, EmbeddedPostgres, read_postmaster
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +125,11 @@ def test_concurrent_first_starts_share_one_postmaster(tmp_path: Path) -> None:
     applied = sorted(r.stdout.strip().splitlines()[-1] for r in results)
     assert applied[:2] == ["0 migration(s) applied"] * 2
     assert postgres_pids(data_dir / "pgdata") == []
+
+
+def test_a_start_that_fails_says_why_from_postgresql_s_log(tmp_path: Path) -> None:
+    # pg_ctl alone says "Examine the log output": the error carries the log's last lines.
+    embedded = EmbeddedPostgres(tmp_path / "data", shared_buffers="a-lot")
+    with pytest.raises(EmbeddedDatabaseError, match="shared_buffers"):
+        embedded.start()
+    assert read_postmaster(tmp_path / "data" / "pgdata") is None

@@ -37,6 +37,7 @@ SYSTEM_USER = "embedded_postgres"
 RESERVED_PORTS = frozenset({5432})
 LOCK_WAIT_SECONDS = 120.0
 START_TIMEOUT_SECONDS = 60
+RETRY_PAUSE_SECONDS = 1.0
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -285,13 +286,24 @@ class EmbeddedPostgres:
                     "-l", str(self.pgdata / "postgres.log"),
                 )  # fmt: skip
             except EmbeddedDatabaseError as exc:
-                last_error = str(exc)
+                last_error = f"{exc} {self._log_tail()}".strip()
+                # Right after a crash the old processes may still be exiting (their shared
+                # memory still attached, their pid still taken): give them a moment.
+                time.sleep(RETRY_PAUSE_SECONDS * (_attempt + 1))
                 continue
             postmaster = read_postmaster(self.pgdata)
             if postmaster is not None:
                 log.info("embedded_postgres_started", pid=postmaster.pid, port=postmaster.port)
                 return postmaster
         raise EmbeddedDatabaseError(f"the embedded PostgreSQL did not start: {last_error}")
+
+    def _log_tail(self, lines: int = 3) -> str:
+        """The server log's last lines (why a start failed), or nothing."""
+        try:
+            text = (self.pgdata / "postgres.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(line for line in text.strip().splitlines()[-lines:] if line)
 
     def _pg_ctl(self, *args: str) -> None:
         self._run(binaries_dir() / "pg_ctl", "-D", str(self.pgdata), *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -9,6 +10,7 @@ import psycopg
 
 from tests.conftest import ApiClient, TenantKeys
 from wms.domain.roles import Role
+from wms.store import settings as settings_store
 
 WAREHOUSE = {"code": "SP1", "name": "São Paulo 1", "timezone": "America/Sao_Paulo"}
 
@@ -161,6 +163,26 @@ def test_settings_have_defaults_and_only_admins_change_them(
     bad = api.patch("/settings", json={"recount_tolerance_pct": 150})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "/recount_tolerance_pct"
+
+
+def test_settings_before_any_change_are_the_table_s_column_defaults(
+    tenant: TenantKeys, database_url: str
+) -> None:
+    # The store answers a tenant without a settings row from defaults of its own: they
+    # must stay the ones a row is created with (migrations own those).
+    async def read(for_update: bool) -> dict[str, Any]:
+        async with await psycopg.AsyncConnection.connect(
+            database_url, options="-c search_path=wms"
+        ) as conn:
+            return await settings_store.get(conn, tenant.tenant_id, for_update=for_update)
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM wms.tenant_settings WHERE tenant_id = %s", (tenant.tenant_id,))
+    before = asyncio.run(read(for_update=False))
+    created = asyncio.run(read(for_update=True))  # inserts the row with the table's defaults
+    assert before.pop("updated_at") is None
+    created.pop("updated_at")
+    assert before == created
 
 
 def test_every_error_is_problem_json_with_the_right_status_and_type(api: ApiClient) -> None:

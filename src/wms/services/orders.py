@@ -43,6 +43,12 @@ from wms.store import shipments as shipment_store
 from wms.store import waves as wave_store
 
 BACKORDERS_PER_ARRIVAL = 50
+_ALLOCATION_EVENTS = {
+    OrderStatus.ALLOCATED: "wms.order.allocated",
+    OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
+    OrderStatus.BACKORDERED: "wms.order.backordered",
+    OrderStatus.CANCELLED: "wms.order.cancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -296,29 +302,24 @@ async def _allocate(
     stamp = "allocated" if status == OrderStatus.ALLOCATED else None
     if status == OrderStatus.CANCELLED:
         stamp = "cancelled"
-    # The writes and the pick-face check that follows them travel in one round trip.
-    async with uow.conn.pipeline():
-        await store.reserve(uow.conn, uow.tenant_id, head["id"], plan.reservations)
-        if cancel_short:
-            await store.cancel_remainders(uow.conn, head["id"], plan.short)
-        await store.set_status(uow.conn, head["id"], status, stamp=stamp)
-        head["status"] = status
-        if backorder and plan.reserved == 0:
-            return False
+    head["status"] = status
+    # A backorder re-offer that found nothing is not news: no audit row, no event.
+    if plan.reserved or not backorder:
         data = {
             "number": head["number"],
             "status": status,
             "reserved": plan.reserved,
             "short": sum(plan.short.values()),
         }
-        event = {
-            OrderStatus.ALLOCATED: "wms.order.allocated",
-            OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
-            OrderStatus.BACKORDERED: "wms.order.backordered",
-            OrderStatus.CANCELLED: "wms.order.cancelled",
-        }[status]
         uow.audit("order", head["number"], "allocated", after=data)
-        uow.emit(event, "order", head["number"], data, warehouse=head["warehouse"])
+        uow.emit(_ALLOCATION_EVENTS[status], "order", head["number"], data,
+                 warehouse=head["warehouse"])  # fmt: skip
+    # The writes and the pick-face check that follows them travel in one round trip.
+    async with uow.conn.pipeline():
+        await store.reserve(uow.conn, uow.tenant_id, head["id"], plan.reservations)
+        if cancel_short:
+            await store.cancel_remainders(uow.conn, head["id"], plan.short)
+        await store.set_status(uow.conn, head["id"], status, stamp=stamp)
         if plan.reserved:
             # Reserving may have drawn a pick face below its minimum.
             await replenishment.check_levels(

@@ -54,7 +54,7 @@ async def pack(uow: UnitOfWork, number: str, packages: list[PackageIn]) -> dict[
             current_status=head["status"],
         )
     staging = await stock_store.location_by_code(
-        uow.conn, head["warehouse_id"], await _staging(uow.conn, head["warehouse_id"])
+        uow.conn, head["warehouse_id"], head["staging_location"]
     )
     assert staging is not None
     expected: dict[tuple[int, str], int] = {}
@@ -133,12 +133,3 @@ async def _names(
         )
         known = {**known, **{int(r[0]): str(r[1]) for r in await cursor.fetchall()}}
     return known
-
-
-async def _staging(conn: AsyncConnection, warehouse_id: int) -> str:
-    cursor = await conn.execute(
-        "SELECT outbound_staging_location FROM warehouses WHERE id = %s", (warehouse_id,)
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    return str(row[0])

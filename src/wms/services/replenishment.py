@@ -90,7 +90,7 @@ async def put_back(uow: UnitOfWork, head: dict[str, Any]) -> list[int]:
     if not picked:
         return []
     staging = await stock_store.location_by_code(
-        uow.conn, head["warehouse_id"], await _staging_code(uow.conn, head["warehouse_id"])
+        uow.conn, head["warehouse_id"], head["staging_location"]
     )
     assert staging is not None
     ids = []
@@ -162,15 +162,6 @@ def _data(task: dict[str, Any]) -> dict[str, Any]:
             "lot": api_lot(task["lot"] or ""), "quantity": task["confirmed_quantity"]
             or task["quantity"], "from_location": task["from_location"],
             "to_location": task["to_location"], "order": task["order_number"]}  # fmt: skip
-
-
-async def _staging_code(conn: AsyncConnection, warehouse_id: int) -> str:
-    cursor = await conn.execute(
-        "SELECT outbound_staging_location FROM warehouses WHERE id = %s", (warehouse_id,)
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 async def _location(

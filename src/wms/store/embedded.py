@@ -37,6 +37,7 @@ SYSTEM_USER = "embedded_postgres"
 RESERVED_PORTS = frozenset({5432})
 LOCK_WAIT_SECONDS = 120.0
 START_TIMEOUT_SECONDS = 60
+START_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 1.0
 
 
@@ -273,7 +274,11 @@ class EmbeddedPostgres:
 
     def _start_postmaster(self) -> Postmaster:
         last_error = ""
-        for _attempt in range(3):
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                # Right after a crash the old processes may still be exiting (their shared
+                # memory still attached, their pid still taken): give them a moment.
+                time.sleep(RETRY_PAUSE_SECONDS * attempt)
             port = free_port(avoid=self.avoid_ports)
             options = (
                 f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
@@ -287,9 +292,6 @@ class EmbeddedPostgres:
                 )  # fmt: skip
             except EmbeddedDatabaseError as exc:
                 last_error = f"{exc} {self._log_tail()}".strip()
-                # Right after a crash the old processes may still be exiting (their shared
-                # memory still attached, their pid still taken): give them a moment.
-                time.sleep(RETRY_PAUSE_SECONDS * (_attempt + 1))
                 continue
             postmaster = read_postmaster(self.pgdata)
             if postmaster is not None:

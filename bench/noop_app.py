@@ -5,7 +5,8 @@ Run: ``python -m bench.noop_app`` with ``DATABASE_URL``, ``PORT`` and ``WMS_DB_P
 These routes exist only for the benchmark, never in the product's API. Everything else
 is what ``wms-server serve`` runs: FastAPI, the same two middlewares
 (src/wms/ops/middleware.py), the psycopg pool of ``create_pool`` with the server's
-session settings, uvicorn configured as in src/wms/ops/server.py, JSON logs at WARNING.
+session settings, uvicorn and the garbage collector configured as in
+src/wms/ops/server.py, JSON logs at WARNING.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request
 
 from wms.ops.logging import configure_logging
 from wms.ops.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from wms.ops.server import tune_garbage_collector
 from wms.store.database import create_pool
 
 
@@ -78,7 +80,9 @@ def main() -> None:
 def app_from_env() -> FastAPI:
     """The app for ``DATABASE_URL`` and ``WMS_DB_POOL_MAX`` (uvicorn's factory)."""
     configure_logging("WARNING")
-    return create_noop_app(os.environ["DATABASE_URL"], int(os.environ.get("WMS_DB_POOL_MAX", "20")))
+    app = create_noop_app(os.environ["DATABASE_URL"], int(os.environ.get("WMS_DB_POOL_MAX", "20")))
+    tune_garbage_collector()  # as run_server does
+    return app
 
 
 if __name__ == "__main__":

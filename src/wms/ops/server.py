@@ -11,6 +11,7 @@ A second SIGTERM, or SIGINT (Ctrl-C), skips the remaining drain.
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 from types import FrameType
@@ -25,6 +26,14 @@ from wms.ops.metrics import start_metrics_server
 from wms.ops.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
+
+# The young generation is collected every 10,000 allocations instead of CPython's 700,
+# and the older ones half as often. A request allocates a few thousand objects, nearly
+# all freed by reference counting; with the defaults the collector ran several times
+# per request and took ~10% of a stock lookup's CPU (py-spy); with these and the frozen
+# start-up heap a lookup costs 12-15% less server CPU, an allocation 14% less
+# (bench/FINDINGS.md). Cyclic garbage still goes, only in larger batches.
+GC_THRESHOLDS = (10_000, 20, 20)
 
 
 class DrainingServer(uvicorn.Server):
@@ -65,6 +74,17 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
+def tune_garbage_collector() -> None:
+    """Freeze the start-up heap out of every collection and collect in larger batches.
+
+    Modules, the app's routes, models and OpenAPI schema live as long as the process:
+    frozen, full collections no longer walk them.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_server(settings: Settings) -> bool:
     """Serve until shut down; return False when the server failed to start."""
     configure_tracing(settings.otel_service_name or "wms-server", settings.otel_endpoint)
@@ -82,6 +102,7 @@ def run_server(settings: Settings) -> bool:
         timeout_graceful_shutdown=round(settings.shutdown_timeout_seconds),
     )
     server = DrainingServer(config, drain, settings.drain_seconds)
+    tune_garbage_collector()
     metrics = start_metrics_server(settings.metrics_port, settings.host)
     try:
         server.run()

@@ -201,9 +201,13 @@ COMMIT;
 
 
 def reference_allocation(
-    database: BenchDatabase, tenant_id: int, *, clients: int, seconds: float
+    database: BenchDatabase, tenant_id: int, *, clients: int, seconds: float, end: str = "COMMIT"
 ) -> dict[str, float]:
-    """pgbench TPS of the reference allocation transaction on random balances; undone after."""
+    """pgbench TPS of the reference allocation transaction on random balances; undone after.
+
+    ``end="ROLLBACK"`` measures what the own-SQL replays (which end in ROLLBACK) leave out:
+    the commit, whose WAL flush each transaction waits for.
+    """
     with psycopg.connect(database.url) as conn:
         lo, hi = conn.execute(
             "SELECT min(id), max(id) FROM wms.inventory_balances WHERE tenant_id = %s",
@@ -212,7 +216,10 @@ def reference_allocation(
     with tempfile.TemporaryDirectory(prefix="wms-pgbench-") as folder:
         script = Path(folder) / "reference.sql"
         script.write_text(
-            REFERENCE.replace(":lo", str(lo)).replace(":hi", str(hi)).replace(":t", str(tenant_id))
+            REFERENCE.replace(":lo", str(lo))
+            .replace(":hi", str(hi))
+            .replace(":t", str(tenant_id))
+            .replace("COMMIT;", f"{end};")
         )
         result = pgbench(database.url, [script], clients=clients, seconds=seconds)
     with psycopg.connect(database.url) as conn:

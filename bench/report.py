@@ -33,8 +33,10 @@ NOTES = [
     "the server handles 24 real requests, parameters inlined, and replayed by "
     "`pgbench -M prepared` at the same concurrency. Each replay ends in ROLLBACK (so a "
     "document can be replayed again), which leaves the commit's WAL flush out: the ceiling "
-    "is generous, so the ratios are conservative. Intake replays look their order id up by "
-    "number; allocation replays run after the captured orders were put back to `received`.",
+    "is generous, so the ratios are conservative; by how much shows in the two reference "
+    "rows (the same transaction ending in COMMIT and in ROLLBACK). Intake replays look "
+    "their order id up by number; allocation replays run after the captured orders were "
+    "put back to `received`.",
     "- The mixed day draws 60% lookups, 15% intake, 10% allocation, 10% pick confirmation "
     "and 5% dispatch; it has no single ceiling.",
     "- Latency at the maximum (closed loop) is mostly queueing; the p95 target is read at "
@@ -258,6 +260,13 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         f"| avg {_f(c['reference_allocation']['latency_ms'])} ms | SELECT … FOR UPDATE, UPDATE, "
         "INSERT audit, INSERT outbox, COMMIT |",
     ]
+    if "reference_allocation_rollback" in c:
+        rollback = c["reference_allocation_rollback"]
+        lines.append(
+            f"| the same, ROLLBACK instead of COMMIT | {_f(rollback['tps'])} | avg "
+            f"{_f(rollback['latency_ms'])} ms | what the own-SQL replays below leave out: "
+            f"{rollback['tps'] / c['reference_allocation']['tps']:.1f}× the TPS with COMMIT |"
+        )
     for flow in ("intake", "allocation", "pick", "dispatch"):
         k = f"{flow}_sql"
         if k in c:

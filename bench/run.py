@@ -287,6 +287,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             out["ceilings"]["reference_allocation"] = ceilings.reference_allocation(
                 database, world.tenant_id, clients=CONNECTIONS, seconds=PGBENCH_SECONDS
             )
+            # The own-SQL replays end in ROLLBACK: this shows how much that leaves out.
+            out["ceilings"]["reference_allocation_rollback"] = ceilings.reference_allocation(
+                database,
+                world.tenant_id,
+                clients=CONNECTIONS,
+                seconds=PGBENCH_SECONDS,
+                end="ROLLBACK",
+            )
 
             out["flows"]["lookup"] = measure(base, token, "lookup", flows.lookups)
             out["flows"]["lookup"]["ceiling"] = "select1"

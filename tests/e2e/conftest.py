@@ -147,18 +147,25 @@ def launch(tmp_path: Path) -> Iterator[Launch]:
 
 
 def postgres_pids(pgdata: Path) -> list[int]:
-    """Pids of postgres processes whose command line names ``pgdata``."""
-    pids = []
+    """Pids of the postmasters whose command line names ``pgdata``.
+
+    A child the postmaster has just forked carries the postmaster's command line until it
+    sets its own title ("postgres: checkpointer", a backend's): such children (their
+    parent is in the list) are left out, or a connection opened at the wrong instant
+    shows up as a second PostgreSQL (it failed CI once).
+    """
+    parents: dict[int, int] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
         if cmdline and cmdline[0].endswith(b"postgres") and str(pgdata).encode() in cmdline:
-            pids.append(int(proc.name))
-    return pids
+            parents[int(proc.name)] = ppid
+    return sorted(pid for pid, ppid in parents.items() if ppid not in parents)
 
 
 def has_bubblewrap() -> bool:

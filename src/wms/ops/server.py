@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 # and the older ones half as often. A request allocates a few thousand objects, nearly
 # all freed by reference counting; with the defaults the collector ran several times
 # per request and took ~10% of a stock lookup's CPU (py-spy); with these and the frozen
-# start-up heap a lookup costs 12-15% less server CPU, an allocation 14% less
+# start-up heap a lookup costs 10-15% less server CPU, an allocation 14% less
 # (bench/FINDINGS.md). Cyclic garbage still goes, only in larger batches.
 GC_THRESHOLDS = (10_000, 20, 20)
 

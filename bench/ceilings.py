@@ -25,6 +25,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 
@@ -201,7 +202,12 @@ COMMIT;
 
 
 def reference_allocation(
-    database: BenchDatabase, tenant_id: int, *, clients: int, seconds: float, end: str = "COMMIT"
+    database: BenchDatabase,
+    tenant_id: int,
+    *,
+    clients: int,
+    seconds: float,
+    end: Literal["COMMIT", "ROLLBACK"] = "COMMIT",
 ) -> dict[str, float]:
     """pgbench TPS of the reference allocation transaction on random balances; undone after.
 

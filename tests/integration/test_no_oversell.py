@@ -22,6 +22,7 @@ from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import build_world
 from tests.integration.test_orders import allocations_match_balances, order_body
 from tests.integration.test_stock_invariants import check_invariants
+from wms.app import UNLIMITED_RPS
 from wms.config import Settings
 
 LOCATIONS = ["A-01", "A-02", "P-01", "C-02", "C-03"]
@@ -32,10 +33,10 @@ def settings(settings: Settings) -> Settings:
     """The rate limits out of the way: a thousand requests of one key in seconds are the
     point here (at the default 100/s and a burst of 200, a fast run got 429s)."""
     unlimited = {
-        "rate_limit_rps": 1e6,
-        "rate_limit_burst": 1e6,
-        "tenant_rate_limit_rps": 1e6,
-        "tenant_rate_limit_burst": 1e6,
+        "rate_limit_rps": UNLIMITED_RPS,
+        "rate_limit_burst": UNLIMITED_RPS,
+        "tenant_rate_limit_rps": UNLIMITED_RPS,
+        "tenant_rate_limit_burst": UNLIMITED_RPS,
     }
     return settings.model_copy(update=unlimited)
 

@@ -13,7 +13,7 @@ PYTEST = d=$$(mktemp -d /tmp/wms-pytest-XXXXXX); $(BIN)/pytest --basetemp=$$d
 PYTEST_END = ; rc=$$?; rm -rf $$d; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-pg15 test-deploy drills fuzz scan scan-code scan-deps bench lint format lock clean
+.PHONY: help install run test test-unit test-integration test-pg15 test-deploy drills fuzz scan scan-code scan-deps bench bench-cpu lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ scan-deps: install ## pip-audit of requirements.lock (needs PyPI's vulnerability
 
 bench: install ## Benchmarks against same-run ceilings, growth with data (~25 min; BENCH_QUICK=1: shorter runs and scales; BENCH_GROWTH=0 skips growth); writes bench/RESULTS.md
 	$(BIN)/python -m bench.run
+
+bench-cpu: install ## CPU per request of the server and of PostgreSQL (BENCH_CPU_FLOWS=lookup,intake,allocation; ~2 min): for A/B of a change
+	$(BIN)/python -m bench.cpu_per_request
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests bench drills

@@ -1,0 +1,115 @@
+"""CPU per request, of the server process and of PostgreSQL, for some flows.
+
+Run: ``make bench-cpu`` (``BENCH_CPU_FLOWS=lookup,allocation``; default lookup, intake,
+allocation). Throughput on a shared machine moves with the neighbours; the CPU time a
+request costs moves much less, so an A/B of a change (run this on both commits) reads
+best here. Same server, world and load generator as ``make bench``; CPU from /proc:
+the server's process, and PostgreSQL's postmaster with all its children (those that
+exited during the run included, through the postmaster's reaped-children times).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import flows
+from bench.harness import (
+    admin_token,
+    bench_server,
+    fresh_database,
+    log_warnings_only,
+    print_table,
+)
+from bench.load import Request, closed_loop
+from bench.world import load_world
+from wms.store.embedded import read_postmaster
+
+SECONDS = 10.0
+WARM_UP_SHARE = 0.1  # the first tenth of the requests, not measured: pool, caches, plans
+REQUESTS = {"lookup": 30_000, "intake": 6_000, "allocation": 5_000, "pick": 4_000,
+            "dispatch": 4_000}  # fmt: skip
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int, *, reaped_children: bool = False) -> float:
+    """CPU seconds (user + system) of ``pid``; with its waited-for children's when asked."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _TICKS
+
+
+def postgres_cpu(pgdata: Path) -> float:
+    """CPU seconds of the postmaster of ``pgdata``, its live children and its exited ones."""
+    postmaster = read_postmaster(pgdata)
+    if postmaster is None:
+        raise RuntimeError(f"no postmaster runs on {pgdata}")
+    total = process_cpu(postmaster.pid, reaped_children=True)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == postmaster.pid:
+                total += process_cpu(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile: counted among the reaped ones
+    return total
+
+
+def measure(
+    base_url: str, token: str, requests: list[Request], server_pid: int, pgdata: Path
+) -> list[object]:
+    """One closed-loop run: requests, req/s, server and PostgreSQL µs per request."""
+    server_before, postgres_before = process_cpu(server_pid), postgres_cpu(pgdata)
+    outcome = closed_loop(base_url, token, requests, processes=2, connections=8, seconds=SECONDS)
+    server_after, postgres_after = process_cpu(server_pid), postgres_cpu(pgdata)
+    done = max(len(outcome.samples), 1)
+    return [
+        len(outcome.samples),
+        round(outcome.throughput),
+        outcome.errors,
+        round((server_after - server_before) / done * 1e6),
+        round((postgres_after - postgres_before) / done * 1e6),
+    ]
+
+
+def main() -> None:
+    """Load the bench world, run each chosen flow after a warm-up, print the table."""
+    log_warnings_only()
+    wanted = os.environ.get("BENCH_CPU_FLOWS", "lookup,intake,allocation").split(",")
+    unknown = set(wanted) - set(REQUESTS)
+    if unknown:
+        raise SystemExit(f"unknown flows {sorted(unknown)}; known: {sorted(REQUESTS)}")
+    rows = []
+    with fresh_database() as database:
+        token = admin_token(database)
+        with bench_server(database, token) as (server, client):
+            load_world(client, database.url)
+            base, url = server.base_url, database.url
+            supply: dict[str, Callable[[int], list[Request]]] = {
+                "lookup": flows.lookups,
+                "intake": lambda n: flows.intakes(n, "CPU"),
+                "allocation": lambda n: flows.allocations(url, base, token, n),
+                "pick": lambda n: flows.confirmations(client, url, base, token, n),
+                "dispatch": lambda n: flows.dispatches(client, url, base, token, n),
+            }
+            pgdata = database.data_dir / "pgdata"
+            for name in wanted:
+                requests = supply[name](REQUESTS[name])
+                warm = int(len(requests) * WARM_UP_SHARE)
+                measure(base, token, requests[:warm], server.process.pid, pgdata)
+                rows.append(
+                    [name, *measure(base, token, requests[warm:], server.process.pid, pgdata)]
+                )
+    print_table(
+        ["flow", "requests", "req/s", "errors", "server µs/request", "PostgreSQL µs/request"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -306,6 +306,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
                 "pick": lambda n: flows.confirmations(client, url, base, token, n),
                 "dispatch": lambda n: flows.dispatches(client, url, base, token, n),
             }
+            print(f"[bench] intake: {flows.ORDER_HISTORY} orders taken first (set-up)", flush=True)
+            flows.order_history(url, base, token)
             for name, supply in stock_flows.items():
                 print(f"[bench] {name}: capturing its SQL for pgbench", flush=True)
                 rewrite: Callable[[list[list[str]]], list[list[str]]] | None = None

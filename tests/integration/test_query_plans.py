@@ -4,8 +4,9 @@ A warehouse big enough that the planner prefers an index when one fits (20,000
 balances, 60,000 ledger rows), analysed; then EXPLAIN, as the runtime role with the
 tenant bound (row-level security adds its predicate, as in production), of the queries
 behind stock lookup and the stock report; the generic plans of the list queries
-exactly as the store builds them; and the plan of allocation's candidate lock as the
-store runs it. A sequential scan of a large table fails the test.
+exactly as the store builds them; the plan of allocation's candidate lock as the
+store runs it; and the plan of every statement of a warehouse day of commands, which
+run on generic plans (store/tenancy.py). A sequential scan of a large table fails.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import psycopg
 import pytest
 from psycopg import AsyncConnection
 
-from tests.conftest import TenantKeys
-from wms.store import inventory, orders
+from tests.conftest import ApiClient, TenantKeys
+from wms.store import failover, inventory, orders
+from wms.store.database import create_pool, session_configurer
+from wms.store.tenancy import planned_for_values, tenant_transaction
 
 LARGE_TABLES = {"inventory_balances", "inventory_movements", "products", "barcodes",
                 "locations", "orders", "order_lines"}  # fmt: skip
@@ -201,3 +204,164 @@ def test_allocation_s_candidate_lock_runs_on_indexes_as_postgresql_plans_it(
     assert plans, "auto_explain reported no plan"
     scanned = [r for plan in plans for r in seq_scans(plan) if r in LARGE_TABLES]
     assert scanned == [], f"candidate lock: sequential scan of {scanned}"
+
+
+# Orders a warehouse has taken before (a month's worth, shipped), so that the orders
+# tables are large, as in production, when the commands' plans are made.
+ORDER_HISTORY = 3_000
+
+
+@pytest.fixture
+def notices_of_the_app(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Plans of every statement the app's sessions run, from auto_explain (superuser).
+
+    Requested before the app starts: its pool's sessions are configured as they open.
+    """
+    plans: list[dict[str, Any]] = []
+
+    def collect(diag: psycopg.errors.Diagnostic) -> None:
+        text = diag.message_primary or ""
+        if "plan:" in text:
+            plans.append(json.loads(text.split("plan:", 1)[1]))
+
+    def configurer(statement_timeout_ms: int, lock_timeout_ms: int) -> Any:
+        configure = session_configurer(statement_timeout_ms, lock_timeout_ms)
+
+        async def explained(conn: AsyncConnection) -> None:
+            await configure(conn)
+            conn.add_notice_handler(collect)
+            for setting in (
+                "LOAD 'auto_explain'",
+                "SET auto_explain.log_min_duration = 0",
+                "SET auto_explain.log_format = json",
+                "SET auto_explain.log_nested_statements = on",
+                "SET client_min_messages = log",
+            ):
+                await conn.execute(setting, prepare=False)
+
+        return explained
+
+    monkeypatch.setattr(failover, "session_configurer", configurer)
+    return plans
+
+
+def whole_warehouse_read(query: str) -> bool:
+    """A putaway suggestion's read of every location's load (store/putaway.py): it weighs
+    all storage locations of the warehouse, so it reads all their balances by design,
+    whatever the plan. Its confirmation's read, of a few locations, is checked."""
+    return "WITH stored AS" in query and "ANY(" not in query
+
+
+def _warehouse_day(api: ApiClient) -> None:
+    """Orders taken, allocated, waved, picked, packed, shipped; an ASN received, put away."""
+    for number, skus in (("DAY-1", ("Q-00011", "Q-00012")), ("DAY-2", ("Q-00012", "Q-00013"))):
+        body = {"number": number, "warehouse": "QP", "carrier": "CORREIOS",
+                "ship_to": {"name": "Ana", "line1": "Rua A 1", "city": "São Paulo",
+                            "postal_code": "01000-000", "country": "BR"},
+                "lines": [{"line": i + 1, "sku": s, "quantity": 3}
+                          for i, s in enumerate(skus)]}  # fmt: skip
+        assert api.post("/orders", json=body).status_code == 201
+        assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
+    wave = api.post("/waves", json={"warehouse": "QP", "orders": ["DAY-1", "DAY-2"],
+                                    "pick_method": "batch"}).json()  # fmt: skip
+    assert api.post(f"/waves/{wave['id']}/release").status_code == 200
+    tasks = api.get("/pick-tasks", params={"wave": wave["id"], "limit": 500}).json()["items"]
+    scans = [{"task": t["id"], "location": t["location"], "sku": t["sku"], "lot": t["lot"],
+              "quantity": t["quantity"]} for t in tasks]  # fmt: skip
+    confirmed = api.post("/pick-tasks:confirm", json={"confirmations": scans[:-1]})
+    assert confirmed.status_code == 200, confirmed.text
+    last = {k: v for k, v in scans[-1].items() if k != "task"}
+    assert api.post(f"/pick-tasks/{scans[-1]['task']}/confirm", json=last).status_code == 200
+    for number, skus in (("DAY-1", ("Q-00011", "Q-00012")), ("DAY-2", ("Q-00012", "Q-00013"))):
+        contents = [{"sku": s, "quantity": 3} for s in skus]
+        packed = api.post(f"/orders/{number}/packages", json={
+            "packages": [{"carton": "BOX-M", "weight_kg": 1.0, "contents": contents}]})  # fmt: skip
+        assert packed.status_code == 201, packed.text
+    shipment = api.post("/shipments", json={"orders": ["DAY-1", "DAY-2"], "carrier": "CORREIOS",
+                                            "tracking_number": "BR1"})  # fmt: skip
+    assert shipment.status_code == 201, shipment.text
+    assert api.post(f"/shipments/{shipment.json()['id']}/dispatch").status_code == 200
+    asn = api.post("/asns", json={"reference": "PO-1", "warehouse": "QP", "supplier": "ACME",
+                                  "lines": [{"sku": "Q-00020", "quantity": 10}]})  # fmt: skip
+    assert asn.status_code == 201, asn.text
+    receipt = api.post(f"/asns/{asn.json()['id']}/receipts", json={
+        "location": "DOCK", "sku": "Q-00020", "quantity": 10, "lot": None,
+        "expiry": None})  # fmt: skip
+    assert receipt.status_code == 201, receipt.text
+    (task,) = receipt.json()["putaway_tasks"]
+    put = api.post(f"/putaway-tasks/{task['id']}/confirm", json={"location": "L-5"})
+    assert put.status_code == 200, put.text
+
+
+def test_a_warehouse_day_of_commands_keeps_indexed_generic_plans(
+    notices_of_the_app: list[dict[str, Any]],
+    loaded: dict[str, int],
+    database_url: str,
+    tenant: TenantKeys,
+    api: ApiClient,
+) -> None:
+    # Commands run on generic plans (store/tenancy.py COMMAND_PLANS): one plan per
+    # statement, made once for any values, so it must be good for all of them.
+    with psycopg.connect(database_url) as conn:
+        t, warehouse = tenant.tenant_id, loaded["warehouse"]
+        conn.execute(
+            "INSERT INTO wms.locations (tenant_id, warehouse_id, code, type, pick_sequence) "
+            "VALUES (%s, %s, 'STAGE', 'staging', 0), (%s, %s, 'DOCK', 'dock', 0)",
+            (t, warehouse, t, warehouse),
+        )
+        conn.execute(
+            "INSERT INTO wms.orders (tenant_id, number, warehouse_id, carrier, ship_to, "
+            "content_hash, line_count, status) SELECT %s, 'OLD-' || n, %s, 'CORREIOS', '{}', "
+            "'\\x00', 2, 'shipped' FROM generate_series(1, %s) n",
+            (t, warehouse, ORDER_HISTORY),
+        )
+        conn.execute(
+            "INSERT INTO wms.order_lines (tenant_id, order_id, line_no, product_id, quantity, "
+            "picked, shipped) SELECT o.tenant_id, o.id, k, %s, 1, 1, 1 FROM wms.orders o "
+            "CROSS JOIN generate_series(1, 2) k WHERE o.tenant_id = %s",
+            (loaded["product"], t),
+        )
+        conn.execute("ANALYZE")
+    _warehouse_day(api)
+    statements = [p for p in notices_of_the_app if "Plan" in p]
+    assert len(statements) > 100, "auto_explain reported too few plans"
+    scanned = {
+        r: p["Query Text"][:120]
+        for p in statements
+        if not whole_warehouse_read(p["Query Text"])
+        for r in seq_scans(p["Plan"])
+        if r in LARGE_TABLES
+    }
+    assert scanned == {}, f"sequential scans of large tables: {scanned}"
+
+
+def test_commands_plan_once_reads_leave_it_to_postgresql(
+    database_url: str, tenant: TenantKeys
+) -> None:
+    async def modes() -> list[str]:
+        seen = []
+        pool = create_pool(database_url, min_size=1, max_size=1, statement_timeout_ms=5000,
+                           lock_timeout_ms=2000)  # fmt: skip
+        async with pool:
+            for read_only in (False, True):
+                async with tenant_transaction(
+                    pool, tenant.tenant_id, statement_timeout_ms=5000, lock_timeout_ms=2000,
+                    read_only=read_only,
+                ) as conn:  # fmt: skip
+                    seen.append(await _plan_mode(conn))
+                    if not read_only:
+                        async with planned_for_values(conn):
+                            cursor = await conn.execute("SHOW plan_cache_mode")
+                        seen.append(str((await cursor.fetchone() or ("",))[0]))
+                        seen.append(await _plan_mode(conn))
+        return seen
+
+    assert asyncio.run(modes()) == [
+        "force_generic_plan", "force_custom_plan", "force_generic_plan", "auto",
+    ]  # fmt: skip
+
+
+async def _plan_mode(conn: AsyncConnection) -> str:
+    cursor = await conn.execute("SHOW plan_cache_mode")
+    row = await cursor.fetchone()
+    return str(row[0]) if row else ""

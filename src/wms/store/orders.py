@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from wms.domain.allocation import Candidate, Reservation
 from wms.store import filters, settings, warehouses
 from wms.store.jsonb import dumps
+from wms.store.tenancy import planned_for_values
 
 
 @dataclass(frozen=True)
@@ -319,19 +320,22 @@ async def lock_candidates(
     transaction took while this one waited is re-checked and left out.
     ``excluded_balances`` are left out (a balance a picker has just found short).
     """
-    cursor = await conn.execute(
-        "SELECT b.id, b.product_id, l.code, l.type, l.pick_sequence, b.lot_code, lt.expiry, "
-        "b.first_received_at, b.on_hand - b.allocated FROM inventory_balances b "
-        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
-        "LEFT JOIN lots lt ON lt.tenant_id = b.tenant_id AND lt.product_id = b.product_id "
-        "AND lt.lot_code = b.lot_code "
-        "WHERE b.warehouse_id = %s AND b.product_id = ANY(%s) AND b.status = 'available' "
-        "AND b.on_hand > b.allocated AND NOT b.id = ANY(%s::bigint[]) "
-        "AND l.active AND l.code <> %s "
-        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
-        "FOR UPDATE OF b",
-        (warehouse_id, product_ids, list(excluded_balances), excluded_location),
-    )
+    # Planned for its values: its generic plan, costed for any number of products, hashes
+    # a scan of every location of the warehouse (tests/integration/test_query_plans.py).
+    async with planned_for_values(conn):
+        cursor = await conn.execute(
+            "SELECT b.id, b.product_id, l.code, l.type, l.pick_sequence, b.lot_code, "
+            "lt.expiry, b.first_received_at, b.on_hand - b.allocated FROM inventory_balances b "
+            "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+            "LEFT JOIN lots lt ON lt.tenant_id = b.tenant_id AND lt.product_id = b.product_id "
+            "AND lt.lot_code = b.lot_code "
+            "WHERE b.warehouse_id = %s AND b.product_id = ANY(%s) AND b.status = 'available' "
+            "AND b.on_hand > b.allocated AND NOT b.id = ANY(%s::bigint[]) "
+            "AND l.active AND l.code <> %s "
+            "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+            "FOR UPDATE OF b",
+            (warehouse_id, product_ids, list(excluded_balances), excluded_location),
+        )
     return [Candidate(*row) for row in await cursor.fetchall()]
 
 

@@ -13,6 +13,7 @@ from psycopg.rows import dict_row
 
 from wms.domain.putaway import Candidate, Load
 from wms.store import filters
+from wms.store.tenancy import planned_for_values
 
 # Stored and promised load per location: units, and volume/weight of the units whose
 # product has those measures (litres = cm³ / 1000). ``%(only)s`` narrows to given locations
@@ -93,27 +94,30 @@ async def candidates(
               "tasks": None if except_tasks is None else list(except_tasks),
               "products": list(product_ids)}  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(
-        _HOLDS.format(
-            stored=filters.given(params, _HOLD_STORED_FILTERS),
-            promised=filters.given(params, _HOLD_PROMISED_FILTERS),
-        ),
-        params,
-    )
-    holds: dict[int, set[tuple[int, str]]] = {}
-    for row in await cursor.fetchall():
-        holds.setdefault(row["location_id"], set()).add((row["product_id"], row["lot_code"]))
-    await cursor.execute(
-        _CANDIDATES.format(
-            stored=filters.given(params, _STORED_FILTERS),
-            promised=filters.given(params, _PROMISED_FILTERS),
-            locations=filters.given(params, _CANDIDATE_FILTERS)
-            if only is not None
-            # Without ``only``: where a suggestion may go.
-            else "l.active AND l.type IN ('storage', 'pick')",
-        ),
-        params,
-    )
+    # Planned for its values: for a few locations (a confirmation) the generic plan, costed
+    # for any number, would hash a scan of all products.
+    async with planned_for_values(conn):
+        await cursor.execute(
+            _HOLDS.format(
+                stored=filters.given(params, _HOLD_STORED_FILTERS),
+                promised=filters.given(params, _HOLD_PROMISED_FILTERS),
+            ),
+            params,
+        )
+        holds: dict[int, set[tuple[int, str]]] = {}
+        for row in await cursor.fetchall():
+            holds.setdefault(row["location_id"], set()).add((row["product_id"], row["lot_code"]))
+        await cursor.execute(
+            _CANDIDATES.format(
+                stored=filters.given(params, _STORED_FILTERS),
+                promised=filters.given(params, _PROMISED_FILTERS),
+                locations=filters.given(params, _CANDIDATE_FILTERS)
+                if only is not None
+                # Without ``only``: where a suggestion may go.
+                else "l.active AND l.type IN ('storage', 'pick')",
+            ),
+            params,
+        )
     return [
         Candidate(
             id=row["id"],

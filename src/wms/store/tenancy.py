@@ -14,8 +14,21 @@ from wms.store.roles import APP
 _BIND = (
     "SELECT set_config('role', %(role)s, true), set_config('app.tenant_id', %(tenant)s, true), "
     "set_config('statement_timeout', %(st)s, true), set_config('lock_timeout', %(lt)s, true), "
-    "set_config('transaction_read_only', %(ro)s, true)"
+    "set_config('transaction_read_only', %(ro)s, true), "
+    "set_config('plan_cache_mode', %(plans)s, true)"
 )
+# Commands run on generic plans. Their statements find rows by key, mostly through
+# arrays of keys (``unnest(%s::bigint[])``), and PostgreSQL, left to choose, re-plans
+# those at every call: a generic plan is costed for an array of unknown length, so it
+# never looks cheaper than a plan made for one element. Planning was about 40% of
+# PostgreSQL's CPU in a pick confirmation (bench/FINDINGS.md). A statement whose best
+# plan depends on its values asks for its own (``planned_for_values``); reads, whose
+# filters vary, keep PostgreSQL's choice. tests/integration/test_query_plans.py checks
+# that the commands' generic plans stay on indexes.
+COMMAND_PLANS = "force_generic_plan"
+READ_PLANS = "auto"
+_PLAN_FOR_VALUES = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+_PLAN_AS_COMMANDS = "SELECT set_config('plan_cache_mode', %s, true)"
 
 
 @asynccontextmanager
@@ -43,6 +56,7 @@ async def tenant_transaction(
         "st": str(statement_timeout_ms),
         "lt": str(lock_timeout_ms),
         "ro": "on" if read_only else "off",
+        "plans": READ_PLANS if read_only else COMMAND_PLANS,
     }
     with database_span("db.transaction", read_only=read_only) as span:
         span.set_attribute("wms.tenant_id", tenant_id)
@@ -59,3 +73,16 @@ async def tenant_transaction(
                 await conn.execute(_BIND, params)
             yield conn
             await conn.commit()
+
+
+@asynccontextmanager
+async def planned_for_values(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Inside a command, plan what is sent within for its parameters, then go back.
+
+    For a statement whose best plan depends on its values (how many products, which
+    warehouse); the switches are pipelined with it, so they cost no round trip.
+    """
+    async with conn.pipeline():
+        await conn.execute(_PLAN_FOR_VALUES)
+        yield
+        await conn.execute(_PLAN_AS_COMMANDS, (COMMAND_PLANS,))

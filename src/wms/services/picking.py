@@ -194,17 +194,20 @@ async def _move_exact_to_staging(
         for key, quantity in pick.received.items():
             _add(reserved, (staging_id, *key), quantity)
             _add(picked, key, quantity)
-    await store.release_many(uow.conn, released)
-    await order_store.add_to_lines(uow.conn, "allocated", allocated)
+    # Writes that need no answer travel together: one round trip each side of the moves.
+    async with uow.conn.pipeline():
+        await store.release_many(uow.conn, released)
+        await order_store.add_to_lines(uow.conn, "allocated", allocated)
     await stock_store.apply_moves(uow.conn, uow.tenant_id, moves)
-    await store.reserve_many(uow.conn, uow.tenant_id, reserved)
-    await order_store.add_to_lines(uow.conn, "picked", picked)
-    await store.mark_many_picked(
-        uow.conn,
-        [(p.task["id"], p.status, p.units) for p in picks],
-        actor=uow.actor,
-        received={(p.task["id"], *key): q for p in picks for key, q in p.received.items()},
-    )
+    async with uow.conn.pipeline():
+        await store.reserve_many(uow.conn, uow.tenant_id, reserved)
+        await order_store.add_to_lines(uow.conn, "picked", picked)
+        await store.mark_many_picked(
+            uow.conn,
+            [(p.task["id"], p.status, p.units) for p in picks],
+            actor=uow.actor,
+            received={(p.task["id"], *key): q for p in picks for key, q in p.received.items()},
+        )
 
 
 def _add(totals: dict[Any, int], key: Any, quantity: int) -> None:

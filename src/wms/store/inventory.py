@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
 from wms.domain.inventory import (
@@ -247,23 +247,39 @@ async def apply_moves(
         totals = taken if delta.quantity < 0 else added
         totals[delta.key] = totals.get(delta.key, 0) + delta.quantity
     await lock_balances(conn, tenant_id, [*taken, *added])
-    if taken:
-        keys = sorted(taken)
-        cursor = await conn.execute(
-            "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
-            "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
-            "AND b.product_id = v.product_id AND b.lot_code = v.lot_code "
-            "AND b.status = v.status AND b.on_hand - b.allocated >= -v.q "
-            "RETURNING b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status",
-            (*_key_columns(keys), [taken[key] for key in keys]),
-        )
+    taken_keys, taking = sorted(taken), None
+    # One round trip for the updates and the ledger rows. A short take updates nothing
+    # and is reported after them: the command then fails and its transaction rolls back.
+    async with conn.pipeline():
+        if taken_keys:
+            taking = await conn.execute(
+                "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+                "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
+                "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
+                "AND b.product_id = v.product_id AND b.lot_code = v.lot_code "
+                "AND b.status = v.status AND b.on_hand - b.allocated >= -v.q "
+                "RETURNING b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status",
+                (*_key_columns(taken_keys), [taken[key] for key in taken_keys]),
+            )
+        if added:
+            keys = sorted(added)
+            await conn.execute(
+                "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
+                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+                "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
+                "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
+                "AND b.product_id = v.product_id AND b.lot_code = v.lot_code "
+                "AND b.status = v.status",
+                (*_key_columns(keys), [added[key] for key in keys]),
+            )
+        movements = await _send_many_movements(conn, tenant_id, moves)
+    if taking is not None:
         done = {
             BalanceKey(row[0], row[1], row[2], row[3], StockStatus(row[4]))
-            for row in await cursor.fetchall()
+            for row in await taking.fetchall()
         }
-        for key in keys:
+        for key in taken_keys:
             if key not in done:  # the first short key in lock order is reported
                 available = await free_quantity(conn, key)
                 raise InsufficientStockError(
@@ -271,17 +287,8 @@ async def apply_moves(
                     available=available,
                     requested=-taken[key],
                 )
-    if added:
-        keys = sorted(added)
-        await conn.execute(
-            "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
-            "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
-            "AND b.product_id = v.product_id AND b.lot_code = v.lot_code AND b.status = v.status",
-            (*_key_columns(keys), [added[key] for key in keys]),
-        )
-    return await _insert_many_movements(conn, tenant_id, moves)
+    # One session draws the ids from one sequence in insertion order.
+    return sorted(int(row[0]) for row in await movements.fetchall())
 
 
 async def lock_balances(
@@ -295,22 +302,24 @@ async def lock_balances(
     """
     unique = lock_order(keys)
     columns = _key_columns(unique)
-    await conn.execute(
-        "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, product_id, "
-        "lot_code, status, on_hand) SELECT %s, v.*, 0 FROM unnest(%s::bigint[], %s::bigint[], "
-        "%s::bigint[], %s::text[], %s::text[]) AS v ON CONFLICT DO NOTHING",
-        (tenant_id, *columns),
-    )
-    cursor = await conn.execute(
-        "SELECT b.id, b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
-        "FROM inventory_balances b JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
-        "%s::text[], %s::text[]) AS k(wh, loc, product, lot, status) "
-        "ON b.warehouse_id = k.wh AND b.location_id = k.loc AND b.product_id = k.product "
-        "AND b.lot_code = k.lot AND b.status::text = k.status "
-        'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
-        'b.status::text COLLATE "C" FOR NO KEY UPDATE OF b',
-        columns,
-    )
+    # One round trip: the lock runs after the insert (a pipeline keeps the order).
+    async with conn.pipeline():
+        await conn.execute(
+            "INSERT INTO inventory_balances (tenant_id, warehouse_id, location_id, product_id, "
+            "lot_code, status, on_hand) SELECT %s, v.*, 0 FROM unnest(%s::bigint[], "
+            "%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS v ON CONFLICT DO NOTHING",
+            (tenant_id, *columns),
+        )
+        cursor = await conn.execute(
+            "SELECT b.id, b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+            "FROM inventory_balances b JOIN unnest(%s::bigint[], %s::bigint[], %s::bigint[], "
+            "%s::text[], %s::text[]) AS k(wh, loc, product, lot, status) "
+            "ON b.warehouse_id = k.wh AND b.location_id = k.loc AND b.product_id = k.product "
+            "AND b.lot_code = k.lot AND b.status::text = k.status "
+            'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
+            'b.status::text COLLATE "C" FOR NO KEY UPDATE OF b',
+            columns,
+        )
     return {
         BalanceKey(row[1], row[2], row[3], row[4], StockStatus(row[5])): int(row[0])
         for row in await cursor.fetchall()
@@ -325,17 +334,17 @@ def _key_columns(keys: Sequence[BalanceKey]) -> tuple[list[Any], ...]:
     )  # fmt: skip
 
 
-async def _insert_many_movements(
+async def _send_many_movements(
     conn: AsyncConnection, tenant_id: int, moves: Sequence[tuple[Delta, MovementInfo]]
-) -> list[int]:
-    """The ledger rows of ``moves`` in one insert; their ids in the order given."""
+) -> AsyncCursor[Any]:
+    """Send the insert of ``moves``' ledger rows; its cursor (ids), unread."""
     keys = [delta.key for delta, _ in moves]
     infos = [info for _, info in moves]
     signed = [
         None if info.uom_quantity is None else (1 if delta.quantity > 0 else -1) * info.uom_quantity
         for delta, info in moves
     ]
-    cursor = await conn.execute(
+    return await conn.execute(
         "INSERT INTO inventory_movements (tenant_id, warehouse_id, location_id, product_id, "
         "lot_code, status, quantity, kind, reason, reference_type, reference_id, uom, "
         "uom_quantity, actor, request_id) "
@@ -354,8 +363,6 @@ async def _insert_many_movements(
             [i.request_id for i in infos],
         ),
     )  # fmt: skip
-    # One session draws the ids from one sequence in insertion order.
-    return sorted(int(row[0]) for row in await cursor.fetchall())
 
 
 _BALANCE_COLUMNS = (

@@ -102,9 +102,14 @@ async def dispatch(uow: UnitOfWork, shipment_id: int) -> dict[str, Any]:
         for _line, _balance, product_id, lot_code, quantity in staged:
             key = BalanceKey(warehouse_id, staging.id, product_id, lot_code, StockStatus.AVAILABLE)
             leaving[key] = leaving.get(key, 0) + int(quantity)
-        await order_store.release_all(uow.conn, head["id"])
-        await order_store.ship_lines(uow.conn, head["id"])
-        await order_store.set_status(uow.conn, head["id"], OrderStatus.SHIPPED, stamp="shipped")
+    # The orders' writes and the shipment's need no answer: they travel together (each
+    # release still waits for the balances it locks).
+    async with uow.conn.pipeline():
+        for head in heads:
+            await order_store.release_all(uow.conn, head["id"])
+            await order_store.ship_lines(uow.conn, head["id"])
+            await order_store.set_status(uow.conn, head["id"], OrderStatus.SHIPPED, stamp="shipped")
+        await store.mark_dispatched(uow.conn, shipment_id, uow.actor)
     if leaving:
         await stock_store.apply_deltas(
             uow.conn, uow.tenant_id, [Delta(key, -q) for key, q in leaving.items()],
@@ -113,7 +118,6 @@ async def dispatch(uow: UnitOfWork, shipment_id: int) -> dict[str, Any]:
                 actor=uow.actor, request_id=uow.request_id,
             ),
         )  # fmt: skip
-    await store.mark_dispatched(uow.conn, shipment_id, uow.actor)
     packages = await packing_store.packages(uow.conn, [h["id"] for h in heads])
     for head in heads:
         await _shipped_event(uow, shipment, head, staged_by_order[head["id"]], packages)

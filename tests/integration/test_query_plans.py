@@ -146,25 +146,35 @@ STORE_QUERIES: dict[str, StoreQuery] = {
 }
 
 
+async def explain_to(conn: AsyncConnection, explained: list[dict[str, Any]]) -> None:
+    """Have auto_explain send every plan of this session to it (superuser): each entry is
+    auto_explain's JSON (``Query Text``, ``Plan``), nested statements included."""
+
+    def collect(diag: psycopg.errors.Diagnostic) -> None:
+        text = diag.message_primary or ""
+        if "plan:" in text:
+            explained.append(json.loads(text.split("plan:", 1)[1]))
+
+    conn.add_notice_handler(collect)
+    for setting in (
+        "LOAD 'auto_explain'",
+        "SET auto_explain.log_min_duration = 0",
+        "SET auto_explain.log_format = json",
+        "SET auto_explain.log_nested_statements = on",
+        "SET client_min_messages = log",
+    ):
+        await conn.execute(setting, prepare=False)
+
+
 async def executed_plans(
     url: str, tenant_id: int, run: StoreQuery, loaded: dict[str, int], *, generic: bool = True
 ) -> list[dict[str, Any]]:
     """The plans of what ``run`` executes (generic ones, or custom ones made for its
     parameters), from auto_explain sent to this client."""
-    plans: list[dict[str, Any]] = []
-
-    def collect(diag: psycopg.errors.Diagnostic) -> None:
-        text = diag.message_primary or ""
-        if "plan:" in text:
-            plans.append(json.loads(text.split("plan:", 1)[1])["Plan"])
-
+    explained: list[dict[str, Any]] = []
     async with await AsyncConnection.connect(url, prepare_threshold=0) as conn:
-        conn.add_notice_handler(collect)
+        await explain_to(conn, explained)
         for setting in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_format = json",
-            "SET client_min_messages = log",
             f"SET plan_cache_mode = force_{'generic' if generic else 'custom'}_plan",
             "SET search_path = wms, public",
         ):
@@ -174,7 +184,7 @@ async def executed_plans(
             (str(tenant_id),),
         )
         await run(conn, loaded)
-    return plans
+    return [entry["Plan"] for entry in explained]
 
 
 @pytest.mark.parametrize("name", list(STORE_QUERIES))
@@ -219,25 +229,12 @@ def notices_of_the_app(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """
     plans: list[dict[str, Any]] = []
 
-    def collect(diag: psycopg.errors.Diagnostic) -> None:
-        text = diag.message_primary or ""
-        if "plan:" in text:
-            plans.append(json.loads(text.split("plan:", 1)[1]))
-
     def configurer(statement_timeout_ms: int, lock_timeout_ms: int) -> Any:
         configure = session_configurer(statement_timeout_ms, lock_timeout_ms)
 
         async def explained(conn: AsyncConnection) -> None:
             await configure(conn)
-            conn.add_notice_handler(collect)
-            for setting in (
-                "LOAD 'auto_explain'",
-                "SET auto_explain.log_min_duration = 0",
-                "SET auto_explain.log_format = json",
-                "SET auto_explain.log_nested_statements = on",
-                "SET client_min_messages = log",
-            ):
-                await conn.execute(setting, prepare=False)
+            await explain_to(conn, plans)
 
         return explained
 
@@ -254,7 +251,8 @@ def whole_warehouse_read(query: str) -> bool:
 
 def _warehouse_day(api: ApiClient) -> None:
     """Orders taken, allocated, waved, picked, packed, shipped; an ASN received, put away."""
-    for number, skus in (("DAY-1", ("Q-00011", "Q-00012")), ("DAY-2", ("Q-00012", "Q-00013"))):
+    orders = {"DAY-1": ("Q-00011", "Q-00012"), "DAY-2": ("Q-00012", "Q-00013")}
+    for number, skus in orders.items():
         body = {"number": number, "warehouse": "QP", "carrier": "CORREIOS",
                 "ship_to": {"name": "Ana", "line1": "Rua A 1", "city": "São Paulo",
                             "postal_code": "01000-000", "country": "BR"},
@@ -262,7 +260,7 @@ def _warehouse_day(api: ApiClient) -> None:
                           for i, s in enumerate(skus)]}  # fmt: skip
         assert api.post("/orders", json=body).status_code == 201
         assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
-    wave = api.post("/waves", json={"warehouse": "QP", "orders": ["DAY-1", "DAY-2"],
+    wave = api.post("/waves", json={"warehouse": "QP", "orders": list(orders),
                                     "pick_method": "batch"}).json()  # fmt: skip
     assert api.post(f"/waves/{wave['id']}/release").status_code == 200
     tasks = api.get("/pick-tasks", params={"wave": wave["id"], "limit": 500}).json()["items"]
@@ -272,12 +270,12 @@ def _warehouse_day(api: ApiClient) -> None:
     assert confirmed.status_code == 200, confirmed.text
     last = {k: v for k, v in scans[-1].items() if k != "task"}
     assert api.post(f"/pick-tasks/{scans[-1]['task']}/confirm", json=last).status_code == 200
-    for number, skus in (("DAY-1", ("Q-00011", "Q-00012")), ("DAY-2", ("Q-00012", "Q-00013"))):
+    for number, skus in orders.items():
         contents = [{"sku": s, "quantity": 3} for s in skus]
         packed = api.post(f"/orders/{number}/packages", json={
             "packages": [{"carton": "BOX-M", "weight_kg": 1.0, "contents": contents}]})  # fmt: skip
         assert packed.status_code == 201, packed.text
-    shipment = api.post("/shipments", json={"orders": ["DAY-1", "DAY-2"], "carrier": "CORREIOS",
+    shipment = api.post("/shipments", json={"orders": list(orders), "carrier": "CORREIOS",
                                             "tracking_number": "BR1"})  # fmt: skip
     assert shipment.status_code == 201, shipment.text
     assert api.post(f"/shipments/{shipment.json()['id']}/dispatch").status_code == 200

@@ -13,6 +13,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from wms.store.arrays import send_lists_as_literals
 from wms.store.migrations import HISTORY_TABLE, SCHEMA, highest_version
 
 
@@ -80,7 +81,7 @@ def session_conninfo(url: str, target_session_attrs: str) -> str:
 def session_configurer(
     statement_timeout_ms: int, lock_timeout_ms: int
 ) -> Callable[[AsyncConnection], Awaitable[None]]:
-    """The pool's ``configure``: search path, time limits and application name.
+    """The pool's ``configure``: search path, time limits, application name, list dumping.
 
     Sessions stay in autocommit: a transaction is opened by an explicit ``BEGIN`` that
     ``tenant_transaction`` sends in the same round trip as the tenant binding (psycopg's
@@ -88,6 +89,7 @@ def session_configurer(
     """
 
     async def configure(conn: AsyncConnection) -> None:
+        send_lists_as_literals(conn)
         await conn.set_autocommit(True)
         await conn.execute(
             sql.SQL(

@@ -10,7 +10,8 @@
 - ``reference_allocation``: the textbook allocation transaction (SELECT … FOR UPDATE a
   balance, UPDATE it, INSERT an audit row and an outbox row, COMMIT), undone afterwards;
 - ``noop_server``: the product's HTTP stack with no database (``/noop``) and one
-  ``SELECT 1`` (``/select1``), run by bench/noop_app.py as a separate process.
+  ``SELECT 1`` (``/select1``), run by bench/noop_app.py in as many processes as the
+  server under test.
 """
 
 from __future__ import annotations
@@ -241,15 +242,20 @@ def reference_allocation(
 
 
 @contextlib.contextmanager
-def noop_server(database: BenchDatabase, pool_max: int, workers: int = 1) -> Iterator[str]:
-    """bench/noop_app.py in its own process; yields its base URL."""
+def noop_server(database: BenchDatabase, pool_max: int, processes: int = 1) -> Iterator[list[str]]:
+    """bench/noop_app.py in ``processes`` processes of their own; yields their base URLs."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(_noop_process(database, pool_max)) for _ in range(processes)]
+
+
+@contextlib.contextmanager
+def _noop_process(database: BenchDatabase, pool_max: int) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database.url,
         "PORT": str(port),
         "WMS_DB_POOL_MAX": str(pool_max),
-        "BENCH_WORKERS": str(workers),
     }
     log = (database.data_dir / "noop.log").open("ab")
     process = subprocess.Popen(

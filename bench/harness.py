@@ -135,13 +135,15 @@ RAISED_LIMITS = {
 }
 
 
+_BENCH_ENV = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
+
+
 @contextlib.contextmanager
 def bench_server(database: BenchDatabase, token: str) -> Iterator[tuple[Server, httpx.Client]]:
     """The benchmarks' server (rate limits raised, pool ``POOL_MAX``) and an admin client
     of its ``/api/v1``."""
-    env = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
     with (
-        running_server(database, **env) as server,
+        running_server(database, **_BENCH_ENV) as server,
         httpx.Client(
             base_url=server.base_url + "/api/v1",
             timeout=600,
@@ -149,6 +151,13 @@ def bench_server(database: BenchDatabase, token: str) -> Iterator[tuple[Server, 
         ) as client,
     ):
         yield server, client
+
+
+@contextlib.contextmanager
+def more_bench_servers(database: BenchDatabase, count: int) -> Iterator[list[Server]]:
+    """``count`` more servers like ``bench_server``'s on ``database``: pods of one Deployment."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(running_server(database, **_BENCH_ENV)) for _ in range(count)]
 
 
 @dataclass

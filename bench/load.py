@@ -12,7 +12,8 @@ Two modes, each in ``processes`` separate processes (``spawn``: no state inherit
   (no coordinated omission).
 
 A request is ``(method, path, body)``; each process gets its own list of them and stops
-early when its list runs out (the flow consumed all the prepared work).
+early when its list runs out (the flow consumed all the prepared work). Given several
+servers (pods behind a Service), process ``i`` sends to server ``i`` modulo their number.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -185,8 +187,16 @@ def split(requests: list[Request], parts: int) -> list[list[Request]]:
     return [requests[index::parts] for index in range(parts)]
 
 
+def _servers(base_url: str | Sequence[str], processes: int) -> list[str]:
+    """The server of each load-generator process (``processes`` a multiple of their number)."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    if processes % len(urls):
+        raise ValueError(f"{processes} processes cannot share {len(urls)} servers evenly")
+    return [urls[index % len(urls)] for index in range(processes)]
+
+
 def closed_loop(
-    base_url: str,
+    base_url: str | Sequence[str],
     token: str,
     requests: list[Request],
     *,
@@ -196,15 +206,15 @@ def closed_loop(
 ) -> Outcome:
     """Maximum throughput: ``connections`` per process, back to back, for ``seconds``."""
     jobs = [
-        ("closed", base_url, token, part, float(connections), seconds)
-        for part in split(requests, processes)
+        ("closed", url, token, part, float(connections), seconds)
+        for url, part in zip(_servers(base_url, processes), split(requests, processes), strict=True)
     ]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         return _merge(pool.map(_worker, jobs))
 
 
 def open_loop(
-    base_url: str,
+    base_url: str | Sequence[str],
     token: str,
     requests: list[Request],
     *,
@@ -214,8 +224,8 @@ def open_loop(
 ) -> Outcome:
     """A fixed arrival rate (requests per second, all processes together) for ``seconds``."""
     jobs = [
-        ("open", base_url, token, part, rate / processes, seconds)
-        for part in split(requests, processes)
+        ("open", url, token, part, rate / processes, seconds)
+        for url, part in zip(_servers(base_url, processes), split(requests, processes), strict=True)
     ]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         return _merge(pool.map(_worker, jobs))

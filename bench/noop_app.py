@@ -62,7 +62,8 @@ def create_noop_app(url: str, pool_max: int) -> FastAPI:
 def main() -> None:
     """Serve on 127.0.0.1:``PORT`` until SIGTERM."""
     configure_logging("WARNING")
-    # The settings mirror wms.ops.server.run_server; BENCH_WORKERS > 1 tries more processes.
+    # The settings mirror wms.ops.server.run_server (one process; ceilings.noop_server
+    # starts as many as the server under test runs).
     uvicorn.run(
         "bench.noop_app:app_from_env",
         factory=True,
@@ -73,7 +74,6 @@ def main() -> None:
         server_header=False,
         proxy_headers=True,
         lifespan="on",
-        workers=int(os.environ.get("BENCH_WORKERS", "1")),
     )
 
 

@@ -186,9 +186,11 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         f"{v['psycopg']}; embedded PostgreSQL 18 (shared_buffers "
         f"{results.get('shared_buffers', '128MB')}, `BENCH_SHARED_BUFFERS`; tables vacuumed "
         f"and analysed after the load); {v['pgbench']}",
-        f"- server: {results['server_processes']} `wms-server serve` process (one uvicorn "
-        f"worker, as production runs a pod), pool of {results['pool_max']}; rate limits raised "
-        "for the run (logged)",
+        f"- server: {results['server_processes']} `wms-server serve` process(es) of one uvicorn "
+        f"worker each (production's pods: at least 2), each with a pool of "
+        f"{results['pool_max']}, the load generator's processes shared among them; the "
+        "`/noop` and `/select1` ceilings in as many processes; rate limits raised for the run "
+        "(logged)",
         f"- load: {results['processes']} load-generator processes, {results['connections']} "
         f"connections in flight (closed loop, {results['seconds']:.0f} s a flow), then the "
         f"open loop at 70% of that maximum ({results['open_seconds']:.0f} s); pgbench "

@@ -8,8 +8,12 @@ the large documents. At the end, the growth run (bench/growth.py, its own databa
 in the run of 2026-11-30, shorter with ``BENCH_QUICK=1``) unless ``BENCH_GROWTH=0``, which
 keeps the growth results of an earlier run in results.json.
 
-The server runs as production runs a pod: one ``wms-server serve`` process (one uvicorn
-worker) with its pool of ``WMS_DB_POOL_MAX`` = 20; only the rate limits are raised.
+The server runs as production runs its pods: ``BENCH_SERVER_PROCESSES`` (default 2, the
+Helm chart's ``api.autoscaling.minReplicas``) ``wms-server serve`` processes of one
+uvicorn worker each, each with its pool of ``WMS_DB_POOL_MAX`` = 20; the load-generator
+processes share them evenly (a Service's balancing); only the rate limits are raised.
+The ``/noop`` and ``/select1`` ceilings run in as many processes. Set-up, large
+documents and the growth run use the first server alone.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from bench.harness import (
     bench_server,
     fresh_database,
     log_warnings_only,
+    more_bench_servers,
     percentile,
 )
 from bench.load import Outcome, Request, closed_loop, open_loop
@@ -49,6 +54,9 @@ OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "3" if QUICK else "15"
 PGBENCH_SECONDS = float(os.environ.get("BENCH_PGBENCH_SECONDS", "4" if QUICK else "15"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "2"))
+# A Python process serves on one core: production runs at least two pods
+# (deploy/helm/wms/values.yaml, api.autoscaling.minReplicas), so does the benchmark.
+SERVER_PROCESSES = int(os.environ.get("BENCH_SERVER_PROCESSES", "2"))
 LINES = int(os.environ.get("BENCH_LINES", "5000"))
 # Work prepared for a closed-loop run: the most we expect per second on this machine.
 EXPECTED_WRITE_RPS = 250
@@ -87,7 +95,7 @@ def summary(outcome: Outcome) -> dict[str, float]:
 
 
 def measure(
-    base_url: str, token: str, name: str, supply: Callable[[int], list[Request]]
+    base_url: list[str], token: str, name: str, supply: Callable[[int], list[Request]]
 ) -> dict[str, Any]:
     """Closed loop at ``CONNECTIONS``, then open loop at 70% of what it reached."""
     print(f"[bench] {name}: closed loop {SECONDS:.0f} s", flush=True)
@@ -253,7 +261,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
         "pgbench_seconds": PGBENCH_SECONDS,
         "connections": CONNECTIONS,
         "processes": PROCESSES,
-        "server_processes": 1,
+        "server_processes": SERVER_PROCESSES,
         "pool_max": POOL_MAX,
         "shared_buffers": SHARED_BUFFERS,
         "versions": versions(),
@@ -263,9 +271,17 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
     with fresh_database() as database:
         token = admin_token(database)
         print(f"[bench] rate limiting raised for the run: {RAISED_LIMITS}", flush=True)
-        with bench_server(database, token) as (server, client):
+        with (
+            bench_server(database, token) as (server, client),
+            more_bench_servers(database, SERVER_PROCESSES - 1) as others,
+        ):
             base = server.base_url
-            print("[bench] one wms-server process (1 uvicorn worker, pool 20); loading", flush=True)
+            servers = [base, *(other.base_url for other in others)]
+            print(
+                f"[bench] {len(servers)} wms-server processes (1 uvicorn worker, pool "
+                f"{POOL_MAX} each); loading",
+                flush=True,
+            )
             started = time.perf_counter()
             world = load_world(client, database.url)
             out["load_seconds"] = time.perf_counter() - started
@@ -277,7 +293,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             }
             out["ledger_mismatches_after_load"] = ledger_mismatches(database.url)
 
-            with ceilings.noop_server(database, POOL_MAX) as noop:
+            with ceilings.noop_server(database, POOL_MAX, SERVER_PROCESSES) as noop:
                 for route in ("noop", "select1"):
                     print(f"[bench] ceiling /{route}", flush=True)
                     requests: list[Request] = [("GET", f"/{route}", None)] * 200_000
@@ -304,7 +320,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
                 end="ROLLBACK",
             )
 
-            out["flows"]["lookup"] = measure(base, token, "lookup", flows.lookups)
+            out["flows"]["lookup"] = measure(servers, token, "lookup", flows.lookups)
             out["flows"]["lookup"]["ceiling"] = "select1"
 
             url = database.url
@@ -344,7 +360,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
                         "latency_ms": float("nan"),
                         "failed": 0.0,
                     }
-                out["flows"][name] = measure(base, token, name, supply)
+                out["flows"][name] = measure(servers, token, name, supply)
                 out["flows"][name]["ceiling"] = f"{name}_sql"
 
             def mixed(count: int) -> list[Request]:
@@ -366,7 +382,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
                     count,
                 )
 
-            out["flows"]["mixed"] = measure(base, token, "mixed", mixed)
+            out["flows"]["mixed"] = measure(servers, token, "mixed", mixed)
 
             print(f"[bench] large documents: {LINES}-line order", flush=True)
             out["large_order"] = large_documents.large_order(

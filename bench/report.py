@@ -338,8 +338,9 @@ def growth_section(growth: dict[str, Any]) -> list[str]:
         "",
         f"Latency in ms. Closed loop: {growth['processes']} processes × "
         f"{growth['connections']} connections for {growth['seconds']:.0f} s (mostly queueing: "
-        f"≈ connections / throughput); one at a time: {growth['serial']} requests on one "
-        f"connection; stock report: {growth['reports']} requests, one at a time.",
+        f"≈ connections / throughput); one at a time, on one connection: "
+        f"{growth.get('serial_lookups', growth['serial'])} lookups, {growth['serial']} "
+        f"allocations; stock report: {growth['reports']} requests, one at a time.",
         "",
         "| scale | ledger rows | lookup /s | p50 | p95 | lookup, one at a time p50 | p95 "
         "| allocation /s | p50 | p95 | allocation, one at a time p50 | p95 | stock report p50 "

@@ -13,7 +13,7 @@ PYTEST = d=$$(mktemp -d /tmp/wms-pytest-XXXXXX); $(BIN)/pytest --basetemp=$$d
 PYTEST_END = ; rc=$$?; rm -rf $$d; exit $$rc
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-pg15 test-deploy drills fuzz scan scan-code scan-deps bench bench-cpu lint format lock clean
+.PHONY: help install run test test-unit test-integration test-pg15 test-deploy drills fuzz scan scan-code scan-deps bench bench-cpu bench-ab lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench: install ## Benchmarks against same-run ceilings, growth with data (~25 mi
 
 bench-cpu: install ## CPU per request of the server and of PostgreSQL (BENCH_CPU_FLOWS=lookup,intake,allocation; ~2 min): for A/B of a change
 	$(BIN)/python -m bench.cpu_per_request
+
+bench-ab: install ## A/B of CPU per request in one run: BENCH_AB_BASE (default HEAD) against the working tree, alternated bursts (BENCH_AB_FLOWS, BENCH_AB_ROUNDS; ~10 min)
+	$(BIN)/python -m bench.ab
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests bench drills

@@ -62,11 +62,17 @@ def postgres_cpu(pgdata: Path) -> float:
 
 
 def measure(
-    base_url: str, token: str, requests: list[Request], server_pid: int, pgdata: Path
+    base_url: str,
+    token: str,
+    requests: list[Request],
+    server_pid: int,
+    pgdata: Path,
+    *,
+    seconds: float = SECONDS,
 ) -> list[object]:
-    """One closed-loop run: requests, req/s, server and PostgreSQL µs per request."""
+    """One closed-loop run: requests, req/s, errors, server and PostgreSQL µs per request."""
     server_before, postgres_before = process_cpu(server_pid), postgres_cpu(pgdata)
-    outcome = closed_loop(base_url, token, requests, processes=2, connections=8, seconds=SECONDS)
+    outcome = closed_loop(base_url, token, requests, processes=2, connections=8, seconds=seconds)
     server_after, postgres_after = process_cpu(server_pid), postgres_cpu(pgdata)
     done = max(len(outcome.samples), 1)
     return [

@@ -135,7 +135,8 @@ RAISED_LIMITS = {
 }
 
 
-_BENCH_ENV = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
+# The benchmarks' servers: rate limits raised, pool ``POOL_MAX``.
+BENCH_SERVER_ENV = {**RAISED_LIMITS, "WMS_DB_POOL_MAX": str(POOL_MAX)}
 
 
 @contextlib.contextmanager
@@ -143,7 +144,7 @@ def bench_server(database: BenchDatabase, token: str) -> Iterator[tuple[Server, 
     """The benchmarks' server (rate limits raised, pool ``POOL_MAX``) and an admin client
     of its ``/api/v1``."""
     with (
-        running_server(database, **_BENCH_ENV) as server,
+        running_server(database, **BENCH_SERVER_ENV) as server,
         httpx.Client(
             base_url=server.base_url + "/api/v1",
             timeout=600,
@@ -157,7 +158,9 @@ def bench_server(database: BenchDatabase, token: str) -> Iterator[tuple[Server, 
 def more_bench_servers(database: BenchDatabase, count: int) -> Iterator[list[Server]]:
     """``count`` more servers like ``bench_server``'s on ``database``: pods of one Deployment."""
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(running_server(database, **_BENCH_ENV)) for _ in range(count)]
+        yield [
+            stack.enter_context(running_server(database, **BENCH_SERVER_ENV)) for _ in range(count)
+        ]
 
 
 @dataclass

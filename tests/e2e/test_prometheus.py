@@ -273,7 +273,10 @@ def test_rules_in_a_real_prometheus_see_the_servers_5xx(
             timeout=30,
         )
         assert paging in {"pending", "firing"}
-        assert float(prometheus.query(ratio)[0]["value"][1]) > 0.05
+        # The recorded ratio crossed 5% (the alert says so): asked for its peak, not its
+        # value now, which hovers near 5% (slow 503s against instant 401s; CI saw 0.0494).
+        peak = prometheus.query(f"max_over_time({ratio}[5m])")
+        assert float(peak[0]["value"][1]) > 0.05
     assert 503 in outage.statuses, sorted(set(outage.statuses))
     assert 401 in outage.statuses  # the denominator kept real non-errors
     assert 500 not in outage.statuses  # a database away is a 503, never an unhandled 500

@@ -3,12 +3,14 @@
 psycopg's own list dumper inspects every list to choose an element type (int2, int4 or
 int8; text or unknown) and dumps each element through a dumper of its own: about 5 µs
 per short list, against 1.5 µs here; a pick confirmation sends about 79 lists (the
-set-based statements of store/), some 3% of its server CPU. Every list the store sends
-goes to a statement that casts it (``%s::bigint[]``, ``%s::text[]``), so the server
-needs no type from us: this dumper writes the array literal directly and leaves its
-type unknown (oid 0), for the cast to decide. A statement that passes a list where PostgreSQL cannot
-tell its type fails ("could not determine data type", "function unnest(unknown) is not
-unique"): add the cast; it never runs with a guessed type.
+set-based statements of store/): `make bench-ab` put a pick's and an allocation's server CPU
+15% lower with this dumper (the control flow, which sends no lists, read 6% lower: noise
+of that size). Every list the store sends goes to a statement that casts it
+(``%s::bigint[]``, ``%s::text[]``), so the server needs no type from us: this dumper
+writes the array literal directly and leaves its type unknown (oid 0), for the cast to
+decide. A statement that passes a list where PostgreSQL cannot tell its type fails
+("could not determine data type", "function unnest(unknown) is not unique"): add the
+cast; it never runs with a guessed type.
 """
 
 from __future__ import annotations

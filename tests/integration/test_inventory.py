@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -9,6 +10,8 @@ import pytest
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import StockWorld, build_world
+from wms.domain.inventory import BalanceKey, Delta, StockStatus
+from wms.store import inventory as stock_store
 
 
 @pytest.fixture
@@ -82,6 +85,43 @@ def test_a_partial_move_splits_the_balance(
     )  # fmt: skip
     assert response.status_code == 201, response.text
     assert on_hand(api) == {("A-01", None, "available"): 7, ("A-02", None, "available"): 3}
+    ledger_matches_balances(database_url)
+
+
+def test_moves_lock_and_create_the_balances_their_caller_did_not_lock(
+    api: ApiClient, world: StockWorld, tenant: TenantKeys, database_url: str
+) -> None:
+    # A pick hands apply_moves the balances it locked up front; any other key (here the
+    # destination, which does not exist yet) must still be created and locked.
+    adjust(api, quantity=5)
+
+    async def move() -> list[int]:
+        async with (
+            await psycopg.AsyncConnection.connect(
+                database_url, options="-c search_path=wms"
+            ) as conn,
+            conn.transaction(),
+        ):
+            cursor = await conn.execute(
+                "SELECT w.id, a.id, b.id, p.id FROM warehouses w "
+                "JOIN locations a ON a.warehouse_id = w.id AND a.code = 'A-01' "
+                "JOIN locations b ON b.warehouse_id = w.id AND b.code = 'A-02' "
+                "JOIN products p ON p.tenant_id = w.tenant_id AND p.sku = 'SKU-1' "
+                "WHERE w.tenant_id = %s",
+                (tenant.tenant_id,),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            warehouse, source_at, target_at, product = row
+            source = BalanceKey(warehouse, source_at, product, "", StockStatus.AVAILABLE)
+            target = BalanceKey(warehouse, target_at, product, "", StockStatus.AVAILABLE)
+            locked = await stock_store.lock_balances(conn, tenant.tenant_id, [source])
+            info = stock_store.MovementInfo(kind="move", actor="test")
+            moves = [(Delta(source, -2), info), (Delta(target, 2), info)]
+            return await stock_store.apply_moves(conn, tenant.tenant_id, moves, locked=locked)
+
+    assert len(asyncio.run(move())) == 2
+    assert on_hand(api) == {("A-01", None, "available"): 3, ("A-02", None, "available"): 2}
     ledger_matches_balances(database_url)
 
 

@@ -198,7 +198,7 @@ async def _move_exact_to_staging(
     async with uow.conn.pipeline():
         await store.release_many(uow.conn, released)
         await order_store.add_to_lines(uow.conn, "allocated", allocated)
-    await stock_store.apply_moves(uow.conn, uow.tenant_id, moves)
+    await stock_store.apply_moves(uow.conn, uow.tenant_id, moves, locked=balance_ids)
     async with uow.conn.pipeline():
         await store.reserve_many(uow.conn, uow.tenant_id, reserved)
         await order_store.add_to_lines(uow.conn, "picked", picked)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -229,15 +229,21 @@ async def apply_deltas(
 
 
 async def apply_moves(
-    conn: AsyncConnection, tenant_id: int, moves: Sequence[tuple[Delta, MovementInfo]]
+    conn: AsyncConnection,
+    tenant_id: int,
+    moves: Sequence[tuple[Delta, MovementInfo]],
+    *,
+    locked: Mapping[BalanceKey, int] | None = None,
 ) -> list[int]:
     """Deltas, each with its own ledger row, in a few statements whatever their number.
 
     Every balance is locked first, all in lock order (missing ones that receive stock are
-    created empty); each key's units taken are then one conditional update (only
-    unallocated stock: what it held before this call's additions, which never name a key
-    they also take from), the units added another, and the ledger rows one insert in the
-    order given. Returns the movement ids in that order.
+    created empty), except those in ``locked`` (what ``lock_balances`` returned to a
+    caller that locked them already in this transaction: a pick locks its source and
+    staging balances up front); each key's units taken are then one conditional update
+    (only unallocated stock: what it held before this call's additions, which never name
+    a key they also take from), the units added another, and the ledger rows one insert
+    in the order given. Returns the movement ids in that order.
     """
     if not moves:
         return []
@@ -246,7 +252,9 @@ async def apply_moves(
     for delta, _ in moves:
         totals = taken if delta.quantity < 0 else added
         totals[delta.key] = totals.get(delta.key, 0) + delta.quantity
-    await lock_balances(conn, tenant_id, [*taken, *added])
+    unlocked = [key for key in [*taken, *added] if locked is None or key not in locked]
+    if unlocked:
+        await lock_balances(conn, tenant_id, unlocked)
     taken_keys, taking = sorted(taken), None
     # One round trip for the updates and the ledger rows. A short take updates nothing
     # and is reported after them: the command then fails and its transaction rolls back.

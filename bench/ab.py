@@ -23,7 +23,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import flows
@@ -38,7 +38,6 @@ from bench.harness import (
     print_table,
     running_server,
 )
-from bench.load import Request
 from bench.world import load_world
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,27 +85,21 @@ def main() -> None:
             load_world(client, database.url)
             url, pgdata = database.url, database.data_dir / "pgdata"
             sides: dict[str, Server] = {"A": old, "B": new}
-            supply: dict[str, Callable[[str, int], list[Request]]] = {
-                "lookup": lambda _, n: flows.lookups(n),
-                "intake": lambda side, n: flows.intakes(n, f"AB{side}"),
-                "allocation": lambda _, n: flows.allocations(url, new.base_url, token, n),
-                "pick": lambda _, n: flows.confirmations(client, url, new.base_url, token, n),
-                "dispatch": lambda _, n: flows.dispatches(client, url, new.base_url, token, n),
-            }
+            supply = flows.supplies(client, url, new.base_url, token, "AB")
             if "intake" in wanted:
                 flows.order_history(url, new.base_url, token)
             for name in wanted:
                 burst = int(REQUESTS[name] * BURST_SHARE)
-                for side, server in sides.items():  # warm each server's pool and plans
-                    warm = supply[name](side, int(burst * WARM_UP_SHARE) + 1)
+                for server in sides.values():  # warm each server's pool and plans
+                    warm = supply[name](int(burst * WARM_UP_SHARE) + 1)
                     flows.prepare(url, server.base_url, token, warm)
                 server_us: dict[str, list[float]] = {"A": [], "B": []}
                 postgres_us: dict[str, list[float]] = {"A": [], "B": []}
                 for index in range(rounds):
                     for side in "AB" if index % 2 == 0 else "BA":
                         server = sides[side]
-                        _, _, errors, cpu, pg = measure(
-                            server.base_url, token, supply[name](side, burst),
+                        _, _, errors, cpu, pg, _ = measure(
+                            server.base_url, token, supply[name](burst),
                             server.process.pid, pgdata, seconds=SECONDS * BURST_SHARE,
                         )  # fmt: skip
                         if errors:

@@ -11,7 +11,6 @@ exited during the run included, through the postmaster's reaped-children times).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import flows
@@ -61,6 +60,12 @@ def postgres_cpu(pgdata: Path) -> float:
     return total
 
 
+def machine_ticks() -> tuple[int, int]:
+    """All CPU ticks of the machine so far and the idle ones (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
 def measure(
     base_url: str,
     token: str,
@@ -70,9 +75,12 @@ def measure(
     *,
     seconds: float = SECONDS,
 ) -> list[object]:
-    """One closed-loop run: requests, req/s, errors, server and PostgreSQL µs per request."""
+    """One closed-loop run: requests, req/s, errors, server and PostgreSQL µs per request,
+    and the whole machine's busy share (%): under 100, something other than CPU limits."""
     server_before, postgres_before = process_cpu(server_pid), postgres_cpu(pgdata)
+    ticks_before, idle_before = machine_ticks()
     outcome = closed_loop(base_url, token, requests, processes=2, connections=8, seconds=seconds)
+    ticks_after, idle_after = machine_ticks()
     server_after, postgres_after = process_cpu(server_pid), postgres_cpu(pgdata)
     done = max(len(outcome.samples), 1)
     return [
@@ -81,6 +89,7 @@ def measure(
         outcome.errors,
         round((server_after - server_before) / done * 1e6),
         round((postgres_after - postgres_before) / done * 1e6),
+        round(100 * (1 - (idle_after - idle_before) / max(ticks_after - ticks_before, 1))),
     ]
 
 
@@ -97,13 +106,7 @@ def main() -> None:
         with bench_server(database, token) as (server, client):
             load_world(client, database.url)
             base, url = server.base_url, database.url
-            supply: dict[str, Callable[[int], list[Request]]] = {
-                "lookup": flows.lookups,
-                "intake": lambda n: flows.intakes(n, "CPU"),
-                "allocation": lambda n: flows.allocations(url, base, token, n),
-                "pick": lambda n: flows.confirmations(client, url, base, token, n),
-                "dispatch": lambda n: flows.dispatches(client, url, base, token, n),
-            }
+            supply = flows.supplies(client, url, base, token, "CPU")
             pgdata = database.data_dir / "pgdata"
             if "intake" in wanted:
                 flows.order_history(url, base, token)
@@ -115,7 +118,15 @@ def main() -> None:
                     [name, *measure(base, token, requests[warm:], server.process.pid, pgdata)]
                 )
     print_table(
-        ["flow", "requests", "req/s", "errors", "server µs/request", "PostgreSQL µs/request"],
+        [
+            "flow",
+            "requests",
+            "req/s",
+            "errors",
+            "server µs/request",
+            "PostgreSQL µs/request",
+            "machine busy %",
+        ],
         rows,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from collections.abc import Callable
 
 import httpx
 import psycopg
@@ -263,6 +264,19 @@ def dispatches(
 
 
 MIX = {"lookup": 60, "intake": 15, "allocation": 10, "pick": 10, "dispatch": 5}
+
+
+def supplies(
+    client: httpx.Client, url: str, base_url: str, token: str, intake_prefix: str
+) -> dict[str, Callable[[int], list[Request]]]:
+    """Each flow's work for ``n`` requests, set up through ``base_url`` (lookups need none)."""
+    return {
+        "lookup": lookups,
+        "intake": lambda n: intakes(n, intake_prefix),
+        "allocation": lambda n: allocations(url, base_url, token, n),
+        "pick": lambda n: confirmations(client, url, base_url, token, n),
+        "dispatch": lambda n: dispatches(client, url, base_url, token, n),
+    }
 
 
 def mixed(supplies: dict[str, list[Request]], count: int, seed: int = 3) -> list[Request]:

@@ -324,12 +324,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             out["flows"]["lookup"]["ceiling"] = "select1"
 
             url = database.url
-            stock_flows: dict[str, Callable[[int], list[Request]]] = {
-                "intake": lambda n: flows.intakes(n, "IN"),
-                "allocation": lambda n: flows.allocations(url, base, token, n),
-                "pick": lambda n: flows.confirmations(client, url, base, token, n),
-                "dispatch": lambda n: flows.dispatches(client, url, base, token, n),
-            }
+            stock_flows = flows.supplies(client, url, base, token, "IN")
+            del stock_flows["lookup"]
             print(f"[bench] intake: {flows.ORDER_HISTORY} orders taken first (set-up)", flush=True)
             flows.order_history(url, base, token)
             for name, supply in stock_flows.items():

@@ -228,6 +228,16 @@ async def apply_deltas(
     return await apply_moves(conn, tenant_id, [(delta, info) for delta in deltas])
 
 
+# On-hand change of each balance key (columns of ``_key_columns``, then the signed q).
+_SHIFT_ON_HAND = (
+    "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
+    "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
+    "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
+    "AND b.product_id = v.product_id AND b.lot_code = v.lot_code AND b.status = v.status"
+)
+
+
 async def apply_moves(
     conn: AsyncConnection,
     tenant_id: int,
@@ -261,26 +271,13 @@ async def apply_moves(
     async with conn.pipeline():
         if taken_keys:
             taking = await conn.execute(
-                "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-                "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
-                "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
-                "AND b.product_id = v.product_id AND b.lot_code = v.lot_code "
-                "AND b.status = v.status AND b.on_hand - b.allocated >= -v.q "
+                _SHIFT_ON_HAND + " AND b.on_hand - b.allocated >= -v.q "
                 "RETURNING b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status",
                 (*_key_columns(taken_keys), [taken[key] for key in taken_keys]),
             )
         if added:
             keys = sorted(added)
-            await conn.execute(
-                "UPDATE inventory_balances b SET on_hand = b.on_hand + v.q, updated_at = now() "
-                "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-                "%s::bigint[]) AS v(warehouse_id, location_id, product_id, lot_code, status, q) "
-                "WHERE b.warehouse_id = v.warehouse_id AND b.location_id = v.location_id "
-                "AND b.product_id = v.product_id AND b.lot_code = v.lot_code "
-                "AND b.status = v.status",
-                (*_key_columns(keys), [added[key] for key in keys]),
-            )
+            await conn.execute(_SHIFT_ON_HAND, (*_key_columns(keys), [added[key] for key in keys]))
         movements = await _send_many_movements(conn, tenant_id, moves)
     if taking is not None:
         done = {

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query, Request
 from pydantic import BaseModel
 
+from wms.api.query_models import QueryModel
 from wms.domain.errors import DomainError
 
 DEFAULT_LIMIT = 50
@@ -31,6 +32,17 @@ LimitQuery = Annotated[
 CursorQuery = Annotated[
     str | None, Query(max_length=2000, description="Opaque cursor from `next_cursor`.")
 ]
+
+
+class ListQuery(QueryModel):
+    """A list's query parameters (``query_of``): its filters, then ``limit`` and ``cursor``."""
+
+    limit: LimitQuery = DEFAULT_LIMIT
+    cursor: CursorQuery = None
+
+    def filters(self) -> dict[str, Any]:
+        """The filters alone, which a cursor is bound to."""
+        return self.model_dump(exclude={"limit", "cursor"})
 
 
 class InvalidCursorError(DomainError):
@@ -111,12 +123,18 @@ def start_listing(
     request: Request,
     tenant_id: int,
     *,
-    limit: int,
-    cursor: str | None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
     filters: dict[str, Any] | None = None,
+    query: ListQuery | None = None,
 ) -> Listing:
-    """Decode ``cursor`` (checked against tenant and filters) for a list endpoint."""
+    """Decode ``cursor`` (checked against tenant and filters) for a list endpoint.
+
+    A ``query`` gives the page size, cursor and filters at once.
+    """
     codec: CursorCodec = request.app.state.cursors
+    if query is not None:
+        limit, cursor, filters = query.limit, query.cursor, query.filters()
     filters = filters or {}
     after = codec.decode(cursor, tenant_id, filters) if cursor else None
     return Listing(codec, tenant_id, filters, limit, after)

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from wms.api.auth import authorize
+from wms.api.auth import SECURITY_SCHEME, SECURITY_SCHEMES, authorize
 from wms.api.permissions import API_PREFIX
 from wms.api.problems import Problem
+from wms.api.query_models import openapi_parameters, query_model_of
 from wms.domain.errors import DomainError
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -95,7 +97,8 @@ def links(status: int, **named: dict[str, Any]) -> dict[int | str, dict[str, Any
 
 
 class ApiRoute(APIRoute):
-    """A route documenting exactly the errors its method can answer, and ``Location``."""
+    """A route documenting exactly the errors its method can answer, ``Location``, the
+    bearer credential it requires, and the parameters of its ``query_of`` models."""
 
     def __init__(
         self,
@@ -124,19 +127,44 @@ class ApiRoute(APIRoute):
             responses=combined,
             **kwargs,
         )
+        documented: dict[str, Any] = {"security": [{SECURITY_SCHEME: []}]}
+        self.query_schemas: dict[str, Any] = {}
+        for model in _query_models(self.dependant):
+            parameters, schemas = openapi_parameters(model)
+            documented.setdefault("parameters", []).extend(parameters)
+            self.query_schemas.update(schemas)
+        # FastAPI merges this into the operation (lists appended to its own parameters).
+        self.openapi_extra = {**documented, **(self.openapi_extra or {})}
+
+
+def _query_models(dependant: Dependant) -> list[type[Any]]:
+    """The ``query_of`` models among the route's dependencies, in declaration order."""
+    found = []
+    for dependency in dependant.dependencies:
+        model = query_model_of(dependency.call)
+        if model is not None and model not in found:
+            found.append(model)
+        found += [m for m in _query_models(dependency) if m not in found]
+    return found
 
 
 def install_openapi(app: FastAPI) -> None:
     """Serve an OpenAPI document whose errors are ``application/problem+json`` only.
 
     FastAPI also lists a ``model`` response under the route's own media type; errors are
-    never sent as plain ``application/json``, so that entry is dropped.
+    never sent as plain ``application/json``, so that entry is dropped. The bearer scheme
+    and the schemas ``query_of`` parameters refer to join the components.
     """
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = generate()
+            components = document.setdefault("components", {})
+            components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+            for route in app.routes:
+                for name, schema in getattr(route, "query_schemas", {}).items():
+                    components.setdefault("schemas", {}).setdefault(name, schema)
             for operations in document.get("paths", {}).values():
                 for operation in operations.values():
                     for status, response in operation.get("responses", {}).items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -11,7 +11,8 @@ from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import (
     Code,
@@ -217,72 +218,60 @@ async def change_status(body: StatusChange, request: Request, principal: Princip
 Filter = Annotated[str | None, text_query(64)]
 
 
+class InventoryQuery(ListQuery):
+    """Filters of the balance listing, the stock lookup by barcode among them."""
+
+    warehouse: Filter = None
+    location: Filter = None
+    sku: Filter = None
+    barcode: Annotated[
+        str | None, text_query(64, "A product's or unit's barcode (a scan): its product's stock.")
+    ] = None
+    lot: Filter = None
+    status: StockStatus | None = None
+
+
 @router.get("/inventory", response_model=Page[InventoryItem])
 async def list_inventory(
     request: Request,
     principal: PrincipalDep,
-    *,
-    warehouse: Filter = None,
-    location: Filter = None,
-    sku: Filter = None,
-    barcode: Annotated[
-        str | None, text_query(64, "A product's or unit's barcode (a scan): its product's stock.")
-    ] = None,
-    lot: Filter = None,
-    status: StockStatus | None = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[InventoryQuery, query_of(InventoryQuery)],
 ) -> Page[InventoryItem]:
     """Balances with stock on hand, in balance id order, with optional filters."""
-    filters: dict[str, Any] = {"warehouse": warehouse, "location": location, "sku": sku,
-                               "barcode": barcode, "lot": lot, "status": status}  # fmt: skip
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.balances(
             conn,
-            warehouse=warehouse,
-            location=location,
-            sku=sku,
-            barcode=barcode,
-            lot=lot,
-            status=status,
+            **listing.filters,
             after_id=listing.after[0] if listing.after else None,
             limit=listing.fetch,
         )
     return listing.page(rows, position=lambda r: [r["id"]], item=InventoryItem.model_validate)
 
 
+class MovementQuery(ListQuery):
+    """Filters of the ledger listing."""
+
+    warehouse: Filter = None
+    location: Filter = None
+    sku: Filter = None
+    lot: Filter = None
+    kind: MovementKind | None = None
+    reference: Filter = None
+
+
 @router.get("/inventory/movements", response_model=Page[Movement])
 async def list_movements(
     request: Request,
     principal: PrincipalDep,
-    *,
-    warehouse: Filter = None,
-    location: Filter = None,
-    sku: Filter = None,
-    lot: Filter = None,
-    kind: MovementKind | None = None,
-    reference: Filter = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[MovementQuery, query_of(MovementQuery)],
 ) -> Page[Movement]:
     """The ledger in the order it was written (by id), with optional filters."""
-    filters: dict[str, Any] = {"warehouse": warehouse, "location": location, "sku": sku,
-                               "lot": lot, "kind": kind, "reference": reference}  # fmt: skip
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.movements(
             conn,
-            warehouse=warehouse,
-            location=location,
-            sku=sku,
-            lot=lot,
-            kind=kind,
-            reference=reference,
+            **listing.filters,
             after_id=listing.after[0] if listing.after else None,
             limit=listing.fetch,
         )

@@ -411,3 +411,39 @@ def test_a_batch_mixing_short_and_exact_picks_keeps_the_ledger_and_the_event_ord
     for number in ("SO-1", "SO-2"):
         assert api.get(f"/orders/{number}").json()["status"] == "picked"
     consistent(database_url)
+
+
+def test_an_order_whose_last_two_tasks_are_confirmed_at_once_is_picked_exactly_once(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    # The head lock each confirmation takes first makes the second wait for the first to
+    # commit; without it, each saw the other's task still open and the order stayed
+    # 'picking' for ever.
+    stock(api, "A-01", 20)
+    stock(api, "A-02", 20, sku="LOT-1", lot="L1", expiry=str(date.today() + timedelta(days=90)))
+    numbers = [f"TWO-{n}" for n in range(6)]
+    for number in numbers:
+        lines = [{"line": 1, "sku": "SKU-1", "quantity": 1},
+                 {"line": 2, "sku": "LOT-1", "quantity": 1}]  # fmt: skip
+        assert api.post("/orders", json=order_body(number, *lines)).status_code == 201
+        assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
+    wave = api.post("/waves", json={"warehouse": "SP1", "orders": numbers,
+                                    "pick_method": "discrete"}).json()  # fmt: skip
+    assert api.post(f"/waves/{wave['id']}/release").status_code == 200
+    by_order: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks_of(api, wave["id"], limit=100):
+        by_order.setdefault(task["orders"][0]["order"], []).append(task)
+    assert sorted(len(tasks) for tasks in by_order.values()) == [2] * 6
+    for tasks in by_order.values():
+        answers = in_parallel(
+            [lambda t=t: api.post(f"/pick-tasks/{t['id']}/confirm", json=scan(t)) for t in tasks]
+        )
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert {api.get(f"/orders/{n}").json()["status"] for n in numbers} == {"picked"}
+    assert api.get(f"/waves/{wave['id']}").json()["status"] == "completed"
+    with psycopg.connect(database_url) as conn:
+        (events,) = conn.execute(
+            "SELECT count(*) FROM wms.outbox WHERE type = 'wms.order.picked'"
+        ).fetchone()  # type: ignore[misc]
+    assert events == 6
+    consistent(database_url)

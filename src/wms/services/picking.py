@@ -77,18 +77,23 @@ async def confirm_many(uow: UnitOfWork, scans: list[Scan], *, batch: bool = True
     ids = [scan.task_id for scan in scans]
     if len(set(ids)) != len(ids):
         raise FieldError("/confirmations", "a task is confirmed twice")
-    tasks = await store.lock_tasks(uow.conn, ids)
-    # The tasks' products (their unit factors) in one statement, not one lookup per task.
-    products = await stock_store.products_by_sku(uow.conn, [t["sku"] for t in tasks.values()])
+    # One round trip: the tasks locked, then their products (unit factors), their order
+    # lines and their orders' heads (locked after the tasks, as before), all by task id.
+    async with uow.conn.pipeline():
+        sent_tasks = await store.send_lock_tasks(uow.conn, ids)
+        sent_products = await store.send_task_products(uow.conn, ids)
+        sent_shares = await store.send_shares_of(uow.conn, ids)
+        sent_heads = await store.send_task_order_heads(uow.conn, ids)
+    tasks = await store.read_tasks(sent_tasks)
+    products = await stock_store.read_products(sent_products)
+    shares_of = await store.read_shares(sent_shares, ids)
+    heads = {h["id"]: h for h in await sent_heads.fetchall()}
     checked: list[tuple[dict[str, Any], int]] = []
     for index, scan in enumerate(scans):
         at = f"/confirmations/{index}" if batch else ""
         task = open_task(tasks, scan.task_id, what="pick task", at=at, batch=batch)
         checked.append((task, await _check_scan(uow, task, scan, at, products)))
-    shares_of = await store.shares_of(uow.conn, ids)
     picks = [_plan(task, units, shares_of[task["id"]]) for task, units in checked]
-    order_ids = sorted({key[0] for pick in picks for key in pick.wanted})
-    heads = {h["id"]: h for h in await order_store.heads_by_id(uow.conn, order_ids)}
     balance_ids = await _lock_balances(uow, picks)
     await _move_exact_to_staging(uow, [p for p in picks if not p.short_pick], balance_ids)
     results = []
@@ -413,13 +418,19 @@ async def _flag_for_count(uow: UnitOfWork, task: dict[str, Any]) -> int:
 
 async def _advance_orders(uow: UnitOfWork, orders: dict[int, str]) -> None:
     """Released orders start picking; an order with no open task left is picked."""
-    heads = await order_store.heads_by_id(uow.conn, sorted(orders))  # as the batch left them
+    # The heads as the batch left them (locked since it began), and which orders still have
+    # open tasks: one round trip.
+    async with uow.conn.pipeline():
+        sent_heads = await order_store.send_heads_by_id(uow.conn, sorted(orders))
+        still_open = await store.send_orders_with_open_tasks(uow.conn, sorted(orders))
+    heads = await sent_heads.fetchall()
+    picking = {row[0] for row in await still_open.fetchall()}
     for head in heads:
         order_id, warehouse = head["id"], orders[head["id"]]
         status = head["status"]
         if status == OrderStatus.RELEASED:
             status = OrderStatus.PICKING
-        if not await store.has_open_tasks(uow.conn, order_id):
+        if order_id not in picking:
             status = OrderStatus.PICKED
         if status == head["status"]:
             continue

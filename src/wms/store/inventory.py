@@ -84,6 +84,26 @@ async def product_by_sku(conn: AsyncConnection, sku: str) -> StockProduct | None
     return None if row is None else _stock_product(row)
 
 
+async def send_products_in(
+    conn: AsyncConnection, ids_query: str, params: Sequence[Any]
+) -> AsyncCursor[Any]:
+    """Send the read of the products whose ids ``ids_query`` (a subquery) selects; its
+    cursor, unread (``read_products`` reads it). Lets the read join a pipeline.
+
+    The ids are gathered first (``= ANY(ARRAY(…))``), then each product is found by its
+    key: as a semi-join, a generic plan may hash the whole table.
+    """
+    return await conn.execute(
+        _PRODUCT_COLUMNS + f"WHERE p.id = ANY(ARRAY({ids_query})) GROUP BY p.tenant_id, p.id",
+        params,
+    )
+
+
+async def read_products(cursor: AsyncCursor[Any]) -> dict[str, StockProduct]:
+    """The products a ``send_products_in`` cursor holds, by SKU."""
+    return {row[1]: _stock_product(row) for row in await cursor.fetchall()}
+
+
 async def products_by_sku(conn: AsyncConnection, skus: Iterable[str]) -> dict[str, StockProduct]:
     """``product_by_sku`` for many SKUs in one statement (a large document's lines); unknown
     SKUs are left out. Read from the database, not the cache: one round trip either way."""

@@ -145,6 +145,7 @@ _HEAD = (
     "o.cancelled_at, w.outbound_staging_location AS staging_location FROM orders o "
     "JOIN warehouses w ON w.tenant_id = o.tenant_id AND w.id = o.warehouse_id "
 )
+_LOCKED_IN_ID_ORDER = " ORDER BY o.id FOR UPDATE OF o"
 # An order named by number inside another statement (its lines, its allocations): lets
 # those be sent with the head's read instead of after it.
 _ORDER_ID = "(SELECT n.id FROM orders n WHERE n.number = %s)"
@@ -180,12 +181,29 @@ async def get_head(
 
 async def heads_by_id(conn: AsyncConnection, order_ids: list[int]) -> list[dict[str, Any]]:
     """Order heads by id, locked, in id order (the order backorders lock them in)."""
+    return await (await send_heads_by_id(conn, order_ids)).fetchall()
+
+
+async def send_heads_by_id(
+    conn: AsyncConnection, order_ids: list[int]
+) -> AsyncCursor[dict[str, Any]]:
+    """Send ``heads_by_id``; its cursor, unread. Lets the read join a pipeline."""
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(_HEAD + "WHERE o.id = ANY(%s)" + _LOCKED_IN_ID_ORDER, (order_ids,))
+    return cursor
+
+
+async def send_heads_in(
+    conn: AsyncConnection, ids_query: str, params: Sequence[Any]
+) -> AsyncCursor[dict[str, Any]]:
+    """Send ``heads_by_id`` for the orders ``ids_query`` (a subquery) selects; its cursor,
+    unread. Lets the read join a pipeline; the ids are gathered first, then each head found
+    by its key (as ``inventory.send_products_in``)."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        _HEAD + "WHERE o.id = ANY(%s) ORDER BY o.id FOR UPDATE OF o",
-        (order_ids,),
+        _HEAD + f"WHERE o.id = ANY(ARRAY({ids_query}))" + _LOCKED_IN_ID_ORDER, params
     )
-    return await cursor.fetchall()
+    return cursor
 
 
 def _order(order: int | str) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncConnection
-from psycopg.rows import dict_row
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import dict_row, tuple_row
 
 from wms.domain.waves import Place, Share
 from wms.store import filters
+from wms.store import inventory as stock_store
+from wms.store import orders as order_store
 
 
 async def insert_task(
@@ -54,6 +56,13 @@ async def next_sequence(conn: AsyncConnection, wave_id: int) -> int:
 
 async def lock_tasks(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Tasks with what a confirmation checks, locked in id order."""
+    return await read_tasks(await send_lock_tasks(conn, task_ids))
+
+
+async def send_lock_tasks(
+    conn: AsyncConnection, task_ids: Sequence[int]
+) -> AsyncCursor[dict[str, Any]]:
+    """Send ``lock_tasks``; its cursor, unread (``read_tasks`` reads it)."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT t.id, t.wave_id, t.warehouse_id, w.code AS warehouse, "
@@ -66,7 +75,33 @@ async def lock_tasks(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int
         "WHERE t.id = ANY(%s::bigint[]) ORDER BY t.id FOR NO KEY UPDATE OF t",
         (list(task_ids),),
     )
+    return cursor
+
+
+async def read_tasks(cursor: AsyncCursor[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The tasks a ``send_lock_tasks`` cursor holds, by id."""
     return {row["id"]: row for row in await cursor.fetchall()}
+
+
+async def send_task_products(conn: AsyncConnection, task_ids: Sequence[int]) -> AsyncCursor[Any]:
+    """Send the read of the tasks' products (``inventory.read_products`` reads it)."""
+    return await stock_store.send_products_in(
+        conn, "SELECT t.product_id FROM pick_tasks t WHERE t.id = ANY(%s::bigint[])",
+        (list(task_ids),),
+    )  # fmt: skip
+
+
+async def send_task_order_heads(
+    conn: AsyncConnection, task_ids: Sequence[int]
+) -> AsyncCursor[dict[str, Any]]:
+    """Send the lock of the heads of the orders the tasks pick for (a share left), in id
+    order as ``orders.heads_by_id`` locks them; its cursor, unread."""
+    return await order_store.send_heads_in(
+        conn,
+        "SELECT s.order_id FROM pick_task_orders s "
+        "WHERE s.task_id = ANY(%s::bigint[]) AND s.quantity > 0",
+        (list(task_ids),),
+    )
 
 
 async def shares(conn: AsyncConnection, task_id: int) -> list[dict[str, Any]]:
@@ -108,6 +143,13 @@ async def shares_of(
     conn: AsyncConnection, task_ids: Sequence[int]
 ) -> dict[int, list[dict[str, Any]]]:
     """``shares`` of many tasks in one query: task id → its order lines (tasks without any: [])."""
+    return await read_shares(await send_shares_of(conn, task_ids), task_ids)
+
+
+async def send_shares_of(
+    conn: AsyncConnection, task_ids: Sequence[int]
+) -> AsyncCursor[dict[str, Any]]:
+    """Send ``shares_of``; its cursor, unread (``read_shares`` reads it)."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT s.task_id, s.order_id, o.number, s.line_no, s.quantity, s.tote, o.priority, "
@@ -116,6 +158,13 @@ async def shares_of(
         "WHERE s.task_id = ANY(%s::bigint[]) ORDER BY s.task_id, s.order_id, s.line_no",
         (list(task_ids),),
     )
+    return cursor
+
+
+async def read_shares(
+    cursor: AsyncCursor[dict[str, Any]], task_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """The shares a ``send_shares_of`` cursor holds: task id → its order lines."""
     found: dict[int, list[dict[str, Any]]] = {task_id: [] for task_id in task_ids}
     for row in await cursor.fetchall():
         found[row.pop("task_id")].append(row)
@@ -239,20 +288,24 @@ async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
     return sorted({int(row[1]) for row in rows})
 
 
-async def has_open_tasks(conn: AsyncConnection, order_id: int) -> bool:
-    """Whether an open task still picks for the order.
+async def send_orders_with_open_tasks(
+    conn: AsyncConnection, order_ids: Sequence[int]
+) -> AsyncCursor[tuple[int]]:
+    """Send the question: which of these orders does an open task still pick for? Its
+    cursor, unread (one order id per row).
 
-    Driven from the order's shares, each task looked up by its key: freshly released
+    Driven from each order's shares, each task looked up by its key: freshly released
     tasks have no statistics yet, and a join let the planner scan every task instead.
     """
-    cursor = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pick_task_orders s WHERE s.order_id = %s "
-        "AND s.quantity > 0 AND (SELECT t.status FROM pick_tasks t "
+    cursor = conn.cursor(row_factory=tuple_row)
+    await cursor.execute(
+        "SELECT o.id FROM unnest(%s::bigint[]) AS o(id) WHERE EXISTS (SELECT 1 "
+        "FROM pick_task_orders s WHERE s.order_id = o.id AND s.quantity > 0 AND "
+        "(SELECT t.status FROM pick_tasks t "
         "WHERE t.tenant_id = s.tenant_id AND t.id = s.task_id) = 'open')",
-        (order_id,),
+        (list(order_ids),),
     )
-    row = await cursor.fetchone()
-    return bool(row and row[0])
+    return cursor
 
 
 async def picked_by_place(conn: AsyncConnection, order_id: int) -> list[dict[str, Any]]:

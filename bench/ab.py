@@ -98,7 +98,7 @@ def main() -> None:
                 for index in range(rounds):
                     for side in "AB" if index % 2 == 0 else "BA":
                         server = sides[side]
-                        _, _, errors, cpu, pg, _ = measure(
+                        _, _, errors, cpu, pg, _, _ = measure(
                             server.base_url, token, supply[name](burst),
                             server.process.pid, pgdata, seconds=SECONDS * BURST_SHARE,
                         )  # fmt: skip

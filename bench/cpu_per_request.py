@@ -75,8 +75,9 @@ def measure(
     *,
     seconds: float = SECONDS,
 ) -> list[object]:
-    """One closed-loop run: requests, req/s, errors, server and PostgreSQL µs per request,
-    and the whole machine's busy share (%): under 100, something other than CPU limits."""
+    """One closed-loop run: requests, req/s, errors, server, PostgreSQL and load generator
+    µs per request, and the whole machine's busy share (%): under 100, something other
+    than CPU limits."""
     server_before, postgres_before = process_cpu(server_pid), postgres_cpu(pgdata)
     ticks_before, idle_before = machine_ticks()
     outcome = closed_loop(base_url, token, requests, processes=2, connections=8, seconds=seconds)
@@ -89,6 +90,7 @@ def measure(
         outcome.errors,
         round((server_after - server_before) / done * 1e6),
         round((postgres_after - postgres_before) / done * 1e6),
+        round(outcome.cpu_seconds / done * 1e6),
         round(100 * (1 - (idle_after - idle_before) / max(ticks_after - ticks_before, 1))),
     ]
 
@@ -125,6 +127,7 @@ def main() -> None:
             "errors",
             "server µs/request",
             "PostgreSQL µs/request",
+            "load generator µs/request",
             "machine busy %",
         ],
         rows,

@@ -21,6 +21,15 @@ class Colour(StrEnum):
     BLUE = "blue"
 
 
+class Other:
+    class Colour(StrEnum):  # the same class name, other values: FastAPI names both long
+        GREEN = "green"
+
+
+class OtherFilters(ListQuery):
+    colour: Other.Colour | None = None
+
+
 Filter = Annotated[str | None, text_query(64)]
 Described = Annotated[str | None, text_query(64, "What this filter finds.")]
 Count = Annotated[int | None, Query(ge=1, le=10)]
@@ -57,6 +66,16 @@ def _app() -> FastAPI:
         assert query.filters() == {k: v for k, v in query.model_dump().items()
                                    if k not in ("limit", "cursor")}  # fmt: skip
         return query.model_dump()
+
+    @router.get("/other-declared")
+    async def other_declared(*, colour: Other.Colour | None = None) -> dict[str, Any]:
+        return {"colour": colour}
+
+    @router.get("/other-modelled")
+    async def other_modelled(
+        query: Annotated[OtherFilters, query_of(OtherFilters)],
+    ) -> dict[str, Any]:
+        return {"colour": query.colour}
 
     app.include_router(router)
     install_openapi(app)
@@ -101,4 +120,27 @@ def test_a_query_model_is_documented_as_declared_parameters_are(client: TestClie
     assert [p["name"] for p in modelled["parameters"]] == names
     assert modelled["security"] == declared["security"] == [{"HTTPBearer": []}]
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    assert schemas["Colour"] == {"enum": ["red", "blue"], "title": "Colour", "type": "string"}
+    (colour,) = [p for p in modelled["parameters"] if p["name"] == "colour"]
+    linked = schemas[colour["schema"]["anyOf"][0]["$ref"].removeprefix("#/components/schemas/")]
+    assert linked == {"enum": ["red", "blue"], "title": "Colour", "type": "string"}
+
+
+def test_query_schemas_sharing_a_class_name_link_to_their_own_components(
+    client: TestClient,
+) -> None:
+    document = client.get("/openapi.json").json()
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    for name in ("other", ""):
+        declared = paths[f"/api/v1/{name + '-' if name else ''}declared"]["get"]
+        modelled = paths[f"/api/v1/{name + '-' if name else ''}modelled"]["get"]
+        assert modelled["parameters"][: len(declared["parameters"])] == declared["parameters"]
+        assert "x-wms-query-schemas" not in modelled
+    refs = [
+        p["schema"]["anyOf"][0]["$ref"]
+        for route in ("/api/v1/modelled", "/api/v1/other-modelled")
+        for p in paths[route]["get"]["parameters"]
+        if p["name"] == "colour"
+    ]
+    assert len(set(refs)) == 2  # two enums, two components
+    for ref in refs:
+        assert ref.removeprefix("#/components/schemas/") in schemas

@@ -2,11 +2,12 @@
 
 FastAPI checks each declared query parameter on its own and inspects its type again at
 every request: about 16 µs a parameter on the benchmark machine, 130 µs for the stock
-lookup's eight, more than the Python side of its SQL (bench/FINDINGS.md). A route with
-many filters declares them as a ``QueryModel`` and takes ``query_of(Model)``: the query
-string is validated in one call, a bad value is the same 422 problem as before (FastAPI's
-``RequestValidationError``, located ``query``), and ``ApiRoute`` documents the model's
-fields as the operation's query parameters, as FastAPI would.
+lookup's eight, more than the Python side of its SQL (bench/FINDINGS.md). So a route
+declares its query parameters as a ``QueryModel`` (every list: a ``pagination.ListQuery``)
+and takes ``query_of(Model)``: the query string is validated in one call, a bad value is
+the same 422 problem as before (FastAPI's ``RequestValidationError``, located ``query``),
+and ``ApiRoute`` documents the model's fields as the operation's query parameters, as
+FastAPI would (tests/unit/test_query_models.py compares the two).
 """
 
 from __future__ import annotations

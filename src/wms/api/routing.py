@@ -8,6 +8,7 @@ what it returns (``links``), so clients and the contract fuzzer can follow them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -128,13 +129,52 @@ class ApiRoute(APIRoute):
             **kwargs,
         )
         documented: dict[str, Any] = {"security": [{SECURITY_SCHEME: []}]}
-        self.query_schemas: dict[str, Any] = {}
         for model in _query_models(self.dependant):
             parameters, schemas = openapi_parameters(model)
             documented.setdefault("parameters", []).extend(parameters)
-            self.query_schemas.update(schemas)
+            # Linked to the document's components by install_openapi, then dropped.
+            documented.setdefault(_QUERY_SCHEMAS, {}).update(schemas)
         # FastAPI merges this into the operation (lists appended to its own parameters).
         self.openapi_extra = {**documented, **(self.openapi_extra or {})}
+
+
+_QUERY_SCHEMAS = "x-wms-query-schemas"
+_COMPONENT = "#/components/schemas/"
+
+
+def _link_query_schemas(
+    operation: dict[str, Any], defined: dict[str, Any], schemas: dict[str, Any]
+) -> None:
+    """Point the operation's query-model references at the document's components.
+
+    pydantic names a referenced schema by its class (``TaskStatus``); FastAPI names the
+    same schema by its module when two classes share a name. A query model's schema is
+    linked to the component that is the same schema, or added under a free name.
+    """
+    renamed = {}
+    for name, schema in defined.items():
+        target = next((key for key, known in schemas.items() if known == schema), None)
+        if target is None:
+            target = name
+            while target in schemas:
+                target += "_"
+            schemas[target] = schema
+        renamed[_COMPONENT + name] = _COMPONENT + target
+    if renamed:
+        # A copy: the parameters are the route's own objects, shared by every app built.
+        operation["parameters"] = deepcopy(operation.get("parameters", []))
+        _rewrite_refs(operation["parameters"], renamed)
+
+
+def _rewrite_refs(node: Any, renamed: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        if node.get("$ref") in renamed:
+            node["$ref"] = renamed[node["$ref"]]
+        for value in node.values():
+            _rewrite_refs(value, renamed)
+    elif isinstance(node, list):
+        for value in node:
+            _rewrite_refs(value, renamed)
 
 
 def _query_models(dependant: Dependant) -> list[type[Any]]:
@@ -162,9 +202,10 @@ def install_openapi(app: FastAPI) -> None:
             document = generate()
             components = document.setdefault("components", {})
             components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
-            for route in app.routes:
-                for name, schema in getattr(route, "query_schemas", {}).items():
-                    components.setdefault("schemas", {}).setdefault(name, schema)
+            schemas = components.setdefault("schemas", {})
+            for path_item in document.get("paths", {}).values():
+                for operation in path_item.values():
+                    _link_query_schemas(operation, operation.pop(_QUERY_SCHEMAS, {}), schemas)
             for operations in document.get("paths", {}).values():
                 for operation in operations.values():
                     for status, response in operation.get("responses", {}).items():

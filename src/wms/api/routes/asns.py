@@ -11,7 +11,8 @@ from pydantic import AwareDatetime, Field, StringConstraints
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routes.putaway import PutawayTask
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import (
@@ -240,28 +241,28 @@ async def create_asn(body: NewAsn, request: Request, principal: PrincipalDep) ->
 Filter = Annotated[str | None, text_query(100)]
 
 
+class AsnQuery(ListQuery):
+    """Filters of the ASN listing."""
+
+    reference: Filter = None
+    status: AsnStatus | None = None
+    warehouse: Filter = None
+
+
 @router.get("/asns", response_model=Page[AsnSummary])
 async def list_asns(
     request: Request,
     principal: PrincipalDep,
-    *,
-    reference: Filter = None,
-    status: AsnStatus | None = None,
-    warehouse: Filter = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[AsnQuery, query_of(AsnQuery)],
 ) -> Page[AsnSummary]:
     """ASNs in id order (oldest first), filtered by reference, status and warehouse."""
-    filters: dict[str, Any] = {"reference": reference, "status": status, "warehouse": warehouse}
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.list_page(
             conn,
-            reference=reference,
-            status=status,
-            warehouse=warehouse,
+            reference=query.reference,
+            status=query.status,
+            warehouse=query.warehouse,
             after_id=listing.after[0] if listing.after else None,
             limit=listing.fetch,
         )

@@ -9,7 +9,8 @@ from fastapi import Request
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import ResponseModel, text_query
 from wms.store import audit as store
@@ -31,29 +32,26 @@ class AuditEntry(ResponseModel):
     request_id: str | None
 
 
+class AuditQuery(ListQuery):
+    """Filters of the audit listing: one entity, or one object of it."""
+
+    entity: Annotated[str | None, text_query(60, "e.g. warehouse")] = None
+    id: Annotated[str | None, text_query(200, "The entity's code or id")] = None
+
+
 @router.get("/audit", response_model=Page[AuditEntry])
 async def list_audit(
     request: Request,
     principal: PrincipalDep,
-    *,
-    entity: Annotated[str | None, text_query(60, "e.g. warehouse")] = None,
-    id: Annotated[str | None, text_query(200, "The entity's code or id")] = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[AuditQuery, query_of(AuditQuery)],
 ) -> Page[AuditEntry]:
     """Audit entries, newest first (by id, descending), optionally for one entity."""
-    listing = start_listing(
-        request,
-        principal.tenant_id,
-        limit=limit,
-        cursor=cursor,
-        filters={"entity": entity, "id": id},
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.list_entries(
             conn,
-            entity=entity,
-            entity_id=id,
+            entity=query.entity,
+            entity_id=query.id,
             after_id=listing.after[0] if listing.after else None,
             limit=listing.fetch,
         )

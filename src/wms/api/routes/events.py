@@ -16,7 +16,8 @@ from psycopg.rows import dict_row
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
-from wms.api.pagination import CursorCodec, CursorQuery
+from wms.api.pagination import CursorCodec, ListQuery
+from wms.api.query_models import query_of
 from wms.api.routing import api_router, problem_response
 from wms.api.schemas import ResponseModel
 from wms.domain.errors import DomainError
@@ -54,6 +55,12 @@ class EventPage(ResponseModel):
     next_cursor: str
 
 
+class EventQuery(ListQuery):
+    """Where the feed continues: ``cursor``, and the page size (up to 1000, default 100)."""
+
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100
+
+
 @router.get(
     "/events",
     response_model=EventPage,
@@ -62,12 +69,11 @@ class EventPage(ResponseModel):
 async def list_events(
     request: Request,
     principal: PrincipalDep,
-    *,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: CursorQuery = None,
+    query: Annotated[EventQuery, query_of(EventQuery)],
 ) -> EventPage:
     """The tenant's events after ``cursor`` (from the oldest retained without one)."""
     codec: CursorCodec = request.app.state.cursors
+    cursor, limit = query.cursor, query.limit
     xid, last_id = (0, 0)
     if cursor:
         position = codec.decode(cursor, principal.tenant_id, _FILTERS)

@@ -13,8 +13,9 @@ from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
 from wms.api.problems import Problem
+from wms.api.query_models import query_of
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import (
     Code,
@@ -258,12 +259,11 @@ async def list_zones(
     wh: CodePath,
     request: Request,
     principal: PrincipalDep,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[ListQuery, query_of(ListQuery)],
 ) -> Page[Zone]:
     """The warehouse's zones in creation order (by id)."""
     listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters={"wh": wh}
+        request, principal.tenant_id, limit=query.limit, cursor=query.cursor, filters={"wh": wh}
     )
     after = int(listing.after[0]) if listing.after else None
     async with read_transaction(request, principal) as conn:
@@ -318,23 +318,26 @@ async def create_location(
     )
 
 
+class LocationQuery(ListQuery):
+    """Filters of the location listing."""
+
+    type: Annotated[LocationType | None, Query(description="Only this type.")] = None
+    zone: Annotated[str | None, text_query(40, "Only this zone's code.")] = None
+    active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None
+
+
 @router.get("/warehouses/{wh}/locations", response_model=Page[Location])
 async def list_locations(
     wh: CodePath,
     request: Request,
     principal: PrincipalDep,
-    *,
-    type: Annotated[LocationType | None, Query(description="Only this type.")] = None,
-    zone: Annotated[str | None, text_query(40, "Only this zone's code.")] = None,
-    active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[LocationQuery, query_of(LocationQuery)],
 ) -> Page[Location]:
     """The warehouse's locations in walking order: by ``pick_sequence``, then ``id``."""
-    type_ = type.value if type else None
-    filters = {"wh": wh, "type": type_, "zone": zone, "active": active}
+    type_ = query.type.value if query.type else None
+    filters = {"wh": wh, "type": type_, "zone": query.zone, "active": query.active}
     listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
+        request, principal.tenant_id, limit=query.limit, cursor=query.cursor, filters=filters
     )
     after = (int(listing.after[0]), int(listing.after[1])) if listing.after else None
     async with read_transaction(request, principal) as conn:
@@ -343,8 +346,8 @@ async def list_locations(
             conn,
             wh_id,
             type_=type_,
-            zone=zone,
-            active=active,
+            zone=query.zone,
+            active=query.active,
             after=after,
             limit=listing.fetch,
         )

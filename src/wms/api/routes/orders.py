@@ -13,7 +13,8 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router, link
 from wms.api.schemas import (
     Code,
@@ -251,26 +252,26 @@ async def create_order(body: NewOrder, request: Request, principal: PrincipalDep
     )
 
 
+class OrderQuery(ListQuery):
+    """Filters of the order listing."""
+
+    warehouse: Annotated[str | None, text_query(40)] = None
+    status: OrderStatus | None = None
+
+
 @router.get("/orders", response_model=Page[OrderHead])
 async def list_orders(
     request: Request,
     principal: PrincipalDep,
-    *,
-    warehouse: Annotated[str | None, text_query(40)] = None,
-    status: OrderStatus | None = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[OrderQuery, query_of(OrderQuery)],
 ) -> Page[OrderHead]:
     """Orders in the order they were received (by id)."""
-    filters: dict[str, Any] = {"warehouse": warehouse, "status": status}
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.list_heads(
             conn,
-            warehouse=warehouse,
-            status=status,
+            warehouse=query.warehouse,
+            status=query.status,
             after_id=listing.after[0] if listing.after else None,
             limit=listing.fetch,
         )

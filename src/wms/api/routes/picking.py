@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -11,7 +11,8 @@ from pydantic import Field, model_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import (
     MAX_ID,
@@ -131,25 +132,25 @@ def _confirmed(result: Picked) -> ConfirmedTask:
     )  # fmt: skip
 
 
+class PickTaskQuery(ListQuery):
+    """Filters of the pick task listing."""
+
+    wave: IdQuery = None
+    status: PickTaskStatus | None = None
+    warehouse: Annotated[str | None, text_query(40)] = None
+
+
 @router.get("/pick-tasks", response_model=Page[PickTask])
 async def list_tasks(
     request: Request,
     principal: PrincipalDep,
-    *,
-    wave: IdQuery = None,
-    status: PickTaskStatus | None = None,
-    warehouse: Annotated[str | None, text_query(40)] = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[PickTaskQuery, query_of(PickTaskQuery)],
 ) -> Page[PickTask]:
     """Pick tasks in walking order (``sequence``, then ``id``)."""
-    filters: dict[str, Any] = {"wave": wave, "status": status, "warehouse": warehouse}
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.tasks(
-            conn, wave=wave, status=status, warehouse=warehouse,
+            conn, wave=query.wave, status=query.status, warehouse=query.warehouse,
             after=(listing.after[0], listing.after[1]) if listing.after else None,
             limit=listing.fetch,
         )  # fmt: skip

@@ -17,8 +17,9 @@ from pydantic_core import ErrorDetails
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
 from wms.api.problems import json_pointer
+from wms.api.query_models import query_of
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import (
     TEXT_PATTERN,
@@ -247,33 +248,33 @@ async def create_product(body: NewProduct, request: Request, principal: Principa
     )
 
 
+class ProductQuery(ListQuery):
+    """Filters of the product listing."""
+
+    barcode: Annotated[str | None, text_query(64, "A barcode of the product or of a unit.")] = None
+    category: Annotated[str | None, text_query(100)] = None
+    active: bool | None = None
+    sku: Annotated[str | None, text_query(64)] = None
+
+
 @router.get("/products", response_model=Page[Product])
 async def list_products(
     request: Request,
     principal: PrincipalDep,
-    *,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
-    barcode: Annotated[str | None, text_query(64, "A barcode of the product or of a unit.")] = None,
-    category: Annotated[str | None, text_query(100)] = None,
-    active: bool | None = None,
-    sku: Annotated[str | None, text_query(64)] = None,
+    query: Annotated[ProductQuery, query_of(ProductQuery)],
 ) -> Page[Product]:
     """Products in creation order (by id), filtered."""
-    filters = {"barcode": barcode, "category": category, "active": active, "sku": sku}
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     after = listing.after[0] if listing.after else None
     async with read_transaction(request, principal) as conn:
         rows = await store.list_page(
             conn,
             after_id=after,
             limit=listing.fetch,
-            sku=sku,
-            barcode=barcode,
-            category=category,
-            active=active,
+            sku=query.sku,
+            barcode=query.barcode,
+            category=query.category,
+            active=query.active,
         )
     return listing.page(rows, position=lambda row: [row["id"]], item=Product.model_validate)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -13,7 +13,8 @@ from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import (
     MAX_ID,
@@ -94,28 +95,28 @@ class BatchOut(ResponseModel):
     tasks: list[PutawayTask]
 
 
+class PutawayTaskQuery(ListQuery):
+    """Filters of the putaway task listing."""
+
+    status: TaskStatus | None = None
+    warehouse: Annotated[str | None, text_query(64)] = None
+    asn: IdQuery = None
+
+
 @router.get("/putaway-tasks", response_model=Page[PutawayTask])
 async def list_tasks(
     request: Request,
     principal: PrincipalDep,
-    *,
-    status: TaskStatus | None = None,
-    warehouse: Annotated[str | None, text_query(64)] = None,
-    asn: IdQuery = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[PutawayTaskQuery, query_of(PutawayTaskQuery)],
 ) -> Page[PutawayTask]:
     """Putaway tasks in id order (oldest first), filtered by status, warehouse and ASN."""
-    filters: dict[str, Any] = {"status": status, "warehouse": warehouse, "asn": asn}
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.tasks(
             conn,
-            status=status,
-            warehouse=warehouse,
-            asn=asn,
+            status=query.status,
+            warehouse=query.warehouse,
+            asn=query.asn,
             after_id=listing.after[0] if listing.after else None,
             limit=listing.fetch,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -12,7 +12,8 @@ from pydantic import Field, model_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import (
     CodePath,
@@ -118,25 +119,25 @@ async def set_level(
     )
 
 
+class ReplenishmentTaskQuery(ListQuery):
+    """Filters of the replenishment task listing."""
+
+    status: TaskStatus | None = None
+    kind: TaskKind | None = None
+    warehouse: Annotated[str | None, text_query(40)] = None
+
+
 @router.get("/replenishment-tasks", response_model=Page[ReplenishmentTask])
 async def list_tasks(
     request: Request,
     principal: PrincipalDep,
-    *,
-    status: TaskStatus | None = None,
-    kind: TaskKind | None = None,
-    warehouse: Annotated[str | None, text_query(40)] = None,
-    limit: LimitQuery = 50,
-    cursor: CursorQuery = None,
+    query: Annotated[ReplenishmentTaskQuery, query_of(ReplenishmentTaskQuery)],
 ) -> Page[ReplenishmentTask]:
     """Replenishment and put-back tasks in id order."""
-    filters: dict[str, Any] = {"status": status, "kind": kind, "warehouse": warehouse}
-    listing = start_listing(
-        request, principal.tenant_id, limit=limit, cursor=cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query=query)
     async with read_transaction(request, principal) as conn:
         rows = await store.tasks(
-            conn, status=status, kind=kind, warehouse=warehouse,
+            conn, status=query.status, kind=query.kind, warehouse=query.warehouse,
             after_id=listing.after[0] if listing.after else None, limit=listing.fetch,
         )  # fmt: skip
     return listing.page(rows, position=lambda r: [r["id"]], item=ReplenishmentTask.model_validate)

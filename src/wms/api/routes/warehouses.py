@@ -11,7 +11,8 @@ from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import CursorQuery, LimitQuery, Page, start_listing
+from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.query_models import query_of
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import (
     TEXT_PATTERN,
@@ -149,10 +150,12 @@ async def create_warehouse(
 
 @router.get("/warehouses", response_model=Page[Warehouse])
 async def list_warehouses(
-    request: Request, principal: PrincipalDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+    request: Request,
+    principal: PrincipalDep,
+    query: Annotated[ListQuery, query_of(ListQuery)],
 ) -> Page[Warehouse]:
     """Warehouses in creation order (by id)."""
-    listing = start_listing(request, principal.tenant_id, limit=limit, cursor=cursor)
+    listing = start_listing(request, principal.tenant_id, query=query)
     after = listing.after[0] if listing.after else None
     async with read_transaction(request, principal) as conn:
         rows = await store.list_page(conn, after, listing.fetch)

@@ -61,7 +61,7 @@ def base_tree(ref: str) -> Iterator[Path]:
         shutil.rmtree(folder.parent, ignore_errors=True)
 
 
-def _spread(values: list[float]) -> str:
+def _spread(values: list[int]) -> str:
     return f"{min(values):,.0f}–{max(values):,.0f}"
 
 
@@ -93,19 +93,19 @@ def main() -> None:
                 for server in sides.values():  # warm each server's pool and plans
                     warm = supply[name](int(burst * WARM_UP_SHARE) + 1)
                     flows.prepare(url, server.base_url, token, warm)
-                server_us: dict[str, list[float]] = {"A": [], "B": []}
-                postgres_us: dict[str, list[float]] = {"A": [], "B": []}
+                server_us: dict[str, list[int]] = {"A": [], "B": []}
+                postgres_us: dict[str, list[int]] = {"A": [], "B": []}
                 for index in range(rounds):
                     for side in "AB" if index % 2 == 0 else "BA":
                         server = sides[side]
-                        _, _, errors, cpu, pg, _, _ = measure(
+                        reading = measure(
                             server.base_url, token, supply[name](burst),
                             server.process.pid, pgdata, seconds=SECONDS * BURST_SHARE,
                         )  # fmt: skip
-                        if errors:
-                            raise RuntimeError(f"{name}, side {side}: {errors} errors")
-                        server_us[side].append(float(cpu))  # type: ignore[arg-type]
-                        postgres_us[side].append(float(pg))  # type: ignore[arg-type]
+                        if reading.errors:
+                            raise RuntimeError(f"{name}, side {side}: {reading.errors} errors")
+                        server_us[side].append(reading.server_us)
+                        postgres_us[side].append(reading.postgres_us)
                 a, b = (statistics.median(server_us[s]) for s in "AB")
                 pa, pb = (statistics.median(postgres_us[s]) for s in "AB")
                 rows.append([name, f"{a:,.0f}", _spread(server_us["A"]), f"{b:,.0f}",

@@ -11,7 +11,9 @@ exited during the run included, through the postmaster's reaped-children times).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 from bench import flows
 from bench.harness import (
@@ -66,6 +68,29 @@ def machine_ticks() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]  # idle + iowait
 
 
+@dataclass(frozen=True)
+class Reading:
+    """One closed-loop run: its size, rate, errors, CPU per request of each party (µs),
+    and the whole machine's busy share (%): under 100, something other than CPU limits."""
+
+    requests: int
+    per_second: int
+    errors: int
+    server_us: int
+    postgres_us: int
+    load_generator_us: int
+    machine_busy: int
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "requests", "req/s", "errors", "server µs/request", "PostgreSQL µs/request",
+        "load generator µs/request", "machine busy %",
+    )  # fmt: skip
+
+    def row(self) -> list[object]:
+        """The reading in ``COLUMNS`` order."""
+        return [getattr(self, f.name) for f in fields(self)]
+
+
 def measure(
     base_url: str,
     token: str,
@@ -74,25 +99,25 @@ def measure(
     pgdata: Path,
     *,
     seconds: float = SECONDS,
-) -> list[object]:
-    """One closed-loop run: requests, req/s, errors, server, PostgreSQL and load generator
-    µs per request, and the whole machine's busy share (%): under 100, something other
-    than CPU limits."""
+) -> Reading:
+    """Run ``requests`` closed-loop for ``seconds`` and read what each party spent."""
     server_before, postgres_before = process_cpu(server_pid), postgres_cpu(pgdata)
     ticks_before, idle_before = machine_ticks()
     outcome = closed_loop(base_url, token, requests, processes=2, connections=8, seconds=seconds)
     ticks_after, idle_after = machine_ticks()
     server_after, postgres_after = process_cpu(server_pid), postgres_cpu(pgdata)
     done = max(len(outcome.samples), 1)
-    return [
-        len(outcome.samples),
-        round(outcome.throughput),
-        outcome.errors,
-        round((server_after - server_before) / done * 1e6),
-        round((postgres_after - postgres_before) / done * 1e6),
-        round(outcome.cpu_seconds / done * 1e6),
-        round(100 * (1 - (idle_after - idle_before) / max(ticks_after - ticks_before, 1))),
-    ]
+    return Reading(
+        requests=len(outcome.samples),
+        per_second=round(outcome.throughput),
+        errors=outcome.errors,
+        server_us=round((server_after - server_before) / done * 1e6),
+        postgres_us=round((postgres_after - postgres_before) / done * 1e6),
+        load_generator_us=round(outcome.cpu_seconds / done * 1e6),
+        machine_busy=round(
+            100 * (1 - (idle_after - idle_before) / max(ticks_after - ticks_before, 1))
+        ),
+    )
 
 
 def main() -> None:
@@ -116,22 +141,9 @@ def main() -> None:
                 requests = supply[name](REQUESTS[name])
                 warm = int(len(requests) * WARM_UP_SHARE)
                 flows.prepare(url, base, token, requests[:warm])  # and analyse
-                rows.append(
-                    [name, *measure(base, token, requests[warm:], server.process.pid, pgdata)]
-                )
-    print_table(
-        [
-            "flow",
-            "requests",
-            "req/s",
-            "errors",
-            "server µs/request",
-            "PostgreSQL µs/request",
-            "load generator µs/request",
-            "machine busy %",
-        ],
-        rows,
-    )
+                reading = measure(base, token, requests[warm:], server.process.pid, pgdata)
+                rows.append([name, *reading.row()])
+    print_table(["flow", *Reading.COLUMNS], rows)
 
 
 if __name__ == "__main__":

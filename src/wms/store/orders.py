@@ -145,7 +145,6 @@ _HEAD = (
     "o.cancelled_at, w.outbound_staging_location AS staging_location FROM orders o "
     "JOIN warehouses w ON w.tenant_id = o.tenant_id AND w.id = o.warehouse_id "
 )
-_LOCKED_IN_ID_ORDER = " ORDER BY o.id FOR UPDATE OF o"
 # An order named by number inside another statement (its lines, its allocations): lets
 # those be sent with the head's read instead of after it.
 _ORDER_ID = "(SELECT n.id FROM orders n WHERE n.number = %s)"
@@ -188,9 +187,7 @@ async def send_heads_by_id(
     conn: AsyncConnection, order_ids: list[int]
 ) -> AsyncCursor[dict[str, Any]]:
     """Send ``heads_by_id``; its cursor, unread. Lets the read join a pipeline."""
-    cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(_HEAD + "WHERE o.id = ANY(%s)" + _LOCKED_IN_ID_ORDER, (order_ids,))
-    return cursor
+    return await _send_locked_heads(conn, "o.id = ANY(%s)", (order_ids,))
 
 
 async def send_heads_in(
@@ -199,10 +196,15 @@ async def send_heads_in(
     """Send ``heads_by_id`` for the orders ``ids_query`` (a subquery) selects; its cursor,
     unread. Lets the read join a pipeline; the ids are gathered first, then each head found
     by its key (as ``inventory.send_products_in``)."""
+    return await _send_locked_heads(conn, f"o.id = ANY(ARRAY({ids_query}))", params)
+
+
+async def _send_locked_heads(
+    conn: AsyncConnection, condition: str, params: Sequence[Any]
+) -> AsyncCursor[dict[str, Any]]:
+    # Locked in id order: the order every command locks order heads in.
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(
-        _HEAD + f"WHERE o.id = ANY(ARRAY({ids_query}))" + _LOCKED_IN_ID_ORDER, params
-    )
+    await cursor.execute(_HEAD + "WHERE " + condition + " ORDER BY o.id FOR UPDATE OF o", params)
     return cursor
 
 

@@ -129,14 +129,25 @@ def allocations(url: str, base_url: str, token: str, count: int) -> list[Request
     return [("POST", f"{API}/orders/{n}/allocate", None) for n in numbers[:count]]
 
 
-def open_tasks(url: str) -> list[tuple]:  # type: ignore[type-arg]
-    """Open pick tasks of released waves: (id, location, sku, quantity)."""
+# A replayed pick takes its quantity off its source balance's allocation again; when the
+# captured pick took that balance's last allocation, the replay fails on allocated >= 0.
+_REPLAYABLE = (
+    "AND EXISTS (SELECT 1 FROM wms.inventory_balances b WHERE b.tenant_id = t.tenant_id "
+    "AND b.warehouse_id = t.warehouse_id AND b.location_id = t.location_id "
+    "AND b.product_id = t.product_id AND b.lot_code = t.lot_code AND b.status = 'available' "
+    "AND b.allocated >= 2 * t.quantity) "
+)
+
+
+def open_tasks(url: str, *, replayable: bool = False) -> list[tuple]:  # type: ignore[type-arg]
+    """Open pick tasks of released waves: (id, location, sku, quantity); ``replayable``:
+    only those whose source balance keeps enough allocation for a replay after the pick."""
     return _rows(
         url,
         "SELECT t.id, l.code, p.sku, t.quantity FROM wms.pick_tasks t "
         "JOIN wms.locations l ON l.tenant_id = t.tenant_id AND l.id = t.location_id "
         "JOIN wms.products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
-        "WHERE t.status = 'open' ORDER BY t.id",
+        f"WHERE t.status = 'open' {_REPLAYABLE if replayable else ''}ORDER BY t.id",
     )
 
 
@@ -167,13 +178,20 @@ def wave_allocated(client: httpx.Client, url: str) -> int:
 
 
 def confirmations(
-    client: httpx.Client, url: str, base_url: str, token: str, count: int
+    client: httpx.Client,
+    url: str,
+    base_url: str,
+    token: str,
+    count: int,
+    *,
+    replayable: bool = False,
 ) -> list[Request]:
-    """Pick confirmations of ``count`` open tasks (allocating and waving more when short)."""
-    tasks = open_tasks(url)
+    """Pick confirmations of ``count`` open tasks (allocating and waving more when short);
+    ``replayable``: tasks whose confirmation pgbench can replay (``open_tasks``)."""
+    tasks = open_tasks(url, replayable=replayable)
     if len(tasks) < count:
         wave_allocated(client, url)
-        tasks = open_tasks(url)
+        tasks = open_tasks(url, replayable=replayable)
     if len(tasks) < count:
         prepare(
             url,
@@ -182,7 +200,7 @@ def confirmations(
             allocations(url, base_url, token, (count - len(tasks)) // LINES_PER_ORDER + 1),
         )
         wave_allocated(client, url)
-        tasks = open_tasks(url)
+        tasks = open_tasks(url, replayable=replayable)
     return [
         (
             "POST",

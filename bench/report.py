@@ -23,7 +23,7 @@ TITLES = {"lookup": "(a) stock lookup by barcode", "intake": "(b) order intake",
 
 
 NOTES = [
-    "- Everything shares two cores: the server (one Python process), PostgreSQL, the two "
+    "- Everything shares two cores: the server's processes, PostgreSQL, the two "
     "load-generator processes and pgbench. A Python HTTP service on this machine spends most "
     "of its CPU in the framework and in the driver, so the ratios to pgbench are low; the "
     "issue expected about 0.28× for a naive FastAPI + psycopg endpoint.",
@@ -31,12 +31,14 @@ NOTES = [
     "throughput by 10–20%. Compare ratios measured in one run, not absolute numbers.",
     "- Own-SQL ceilings: the statements are captured from PostgreSQL's statement log while "
     "the server handles 24 real requests, parameters inlined, and replayed by "
-    "`pgbench -M prepared` at the same concurrency. Each replay ends in ROLLBACK (so a "
-    "document can be replayed again), which leaves the commit's WAL flush out: the ceiling "
-    "is generous, so the ratios are conservative; by how much shows in the two reference "
-    "rows (the same transaction ending in COMMIT and in ROLLBACK). Intake replays look "
-    "their order id up by number; allocation replays run after the captured orders were "
-    "put back to `received`.",
+    "`pgbench -M prepared` at the same concurrency. A replay runs them in a savepoint that "
+    "it rolls back, then COMMITs (so a document can be replayed again and the commit still "
+    "waits for its WAL flush, as the server's commands do; two statements more than the "
+    "flow). The replay ending in ROLLBACK, the ceiling of runs before 2026-12-07, skips that "
+    "wait: it shows what the flow's SQL costs in CPU alone, and the targets table gives the "
+    "ratio to it in brackets. Intake replays look their order id up by number; allocation "
+    "replays run after the captured orders were put back to `received`; captured picks "
+    "leave their source balance allocation enough for a replay.",
     "- The mixed day draws 60% lookups, 15% intake, 10% allocation, 10% pick confirmation "
     "and 5% dispatch; it has no single ceiling.",
     "- Latency at the maximum (closed loop) is mostly queueing; the p95 target is read at "
@@ -68,12 +70,19 @@ def _mark(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
+def ratio_without_commit(results: dict[str, Any], flow: str) -> float:
+    """The flow's maximum over its own SQL replayed with ROLLBACK (NaN if not measured)."""
+    rollback = results["ceilings"].get(f"{flow}_sql", {}).get("rollback", {})
+    return float(results["flows"][flow]["max"]["rps"] / rollback.get("tps", math.nan))
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(target, figure, met?) for each target of issue #14 measured in this run."""
     rows = []
     for flow in ("intake", "allocation", "pick", "dispatch"):
-        r = ratio(results, flow)
-        rows.append((f"{flow} ≥ 0.5 × pgbench TPS of its own SQL", f"{r:.2f}", _mark(r >= 0.5)))
+        r, cpu_only = ratio(results, flow), ratio_without_commit(results, flow)
+        figure = f"{r:.2f}" if math.isnan(cpu_only) else f"{r:.2f} ({cpu_only:.2f} to ROLLBACK)"
+        rows.append((f"{flow} ≥ 0.5 × pgbench TPS of its own SQL", figure, _mark(r >= 0.5)))
     ref = results["flows"]["allocation"]["max"]["rps"] / results["ceilings"][
         "reference_allocation"]["tps"]  # fmt: skip
     rows.append(("allocation ≥ 0.6 × reference allocation transaction", f"{ref:.2f}",
@@ -266,17 +275,29 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         rollback = c["reference_allocation_rollback"]
         lines.append(
             f"| the same, ROLLBACK instead of COMMIT | {_f(rollback['tps'])} | avg "
-            f"{_f(rollback['latency_ms'])} ms | what the own-SQL replays below leave out: "
+            f"{_f(rollback['latency_ms'])} ms | what a ROLLBACK leaves out: "
             f"{rollback['tps'] / c['reference_allocation']['tps']:.1f}× the TPS with COMMIT |"
         )
     for flow in ("intake", "allocation", "pick", "dispatch"):
         k = f"{flow}_sql"
-        if k in c:
+        if k not in c:
+            continue
+        committed = "rollback" in c[k]  # runs before 2026-12-07 replayed with ROLLBACK only
+        how = (
+            "run in a savepoint rolled back before COMMIT (the commit flushes the WAL)"
+            if committed
+            else "ROLLBACK instead of COMMIT"
+        )
+        lines.append(
+            f"| {flow}: its own SQL (pgbench) | {_f(c[k]['tps'])} | avg "
+            f"{_f(c[k]['latency_ms'])} ms | {c[k]['statements']:.0f} statements a "
+            f"transaction, captured from the server, {how}; {c[k]['failed']:.0f} failed |"
+        )
+        if committed:
             lines.append(
-                f"| {flow}: its own SQL (pgbench) | {_f(c[k]['tps'])} | avg "
-                f"{_f(c[k]['latency_ms'])} ms | {c[k]['statements']:.0f} statements a "
-                f"transaction, captured from the server, ROLLBACK instead of COMMIT; "
-                f"{c[k]['failed']:.0f} failed |"
+                f"| the same, ROLLBACK instead of COMMIT | {_f(c[k]['rollback']['tps'])} | avg "
+                f"{_f(c[k]['rollback']['latency_ms'])} ms | not the ceiling: skips the "
+                f"commit's WAL flush; {c[k]['rollback']['failed']:.0f} failed |"
             )
     for key, title in (("large_order", "order"), ("large_asn", "ASN")):
         doc = results.get(key)

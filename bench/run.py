@@ -137,8 +137,9 @@ def capture_ceiling(
     client: httpx.Client,
     requests: list[Request],
     rewrite: Callable[[list[list[str]]], list[list[str]]] | None = None,
-) -> dict[str, float]:
-    """pgbench of the transactions ``requests`` execute (sent one by one, logged)."""
+) -> dict[str, Any]:
+    """pgbench of the transactions ``requests`` execute (sent one by one, logged), committed
+    (the ceiling) and ending in ROLLBACK (``rollback``)."""
 
     def send() -> None:
         for method, path, body in requests:
@@ -154,8 +155,14 @@ def capture_ceiling(
         raise RuntimeError("no transaction captured")
     if rewrite is not None:
         transactions = rewrite(transactions)
-    result = ceilings.replay(database, transactions, clients=CONNECTIONS, seconds=PGBENCH_SECONDS)
+    result: dict[str, Any] = ceilings.replay(
+        database, transactions, clients=CONNECTIONS, seconds=PGBENCH_SECONDS
+    )
     result["statements"] = float(sum(len(t) for t in transactions) / len(transactions))
+    # What the ROLLBACK replay of earlier runs measured: shows what the commit costs.
+    result["rollback"] = ceilings.replay(
+        database, transactions, clients=CONNECTIONS, seconds=PGBENCH_SECONDS, commit=False
+    )
     return result
 
 
@@ -311,7 +318,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             out["ceilings"]["reference_allocation"] = ceilings.reference_allocation(
                 database, world.tenant_id, clients=CONNECTIONS, seconds=PGBENCH_SECONDS
             )
-            # The own-SQL replays end in ROLLBACK: this shows how much that leaves out.
+            # What a replay ending in ROLLBACK leaves out of a transaction this small.
             out["ceilings"]["reference_allocation_rollback"] = ceilings.reference_allocation(
                 database,
                 world.tenant_id,
@@ -331,7 +338,12 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
             for name, supply in stock_flows.items():
                 print(f"[bench] {name}: capturing its SQL for pgbench", flush=True)
                 rewrite: Callable[[list[list[str]]], list[list[str]]] | None = None
-                captured = supply(CAPTURED)
+                if name == "pick":
+                    captured = flows.confirmations(
+                        client, url, base, token, CAPTURED, replayable=True
+                    )
+                else:
+                    captured = supply(CAPTURED)
                 if name == "allocation":
                     numbers = [path.split("/")[-2] for _, path, _ in captured]
                     rewrite = lambda t, n=numbers: unallocate(url, n, t)  # noqa: E731
@@ -350,11 +362,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
                 except RuntimeError as exc:
                     # A replay that conflicts with the state the capture left (see notes).
                     print(f"[bench] {name}: no pgbench ceiling: {str(exc)[-300:]}", flush=True)
+                    unmeasured = {"tps": float("nan"), "latency_ms": float("nan"), "failed": 0.0}
                     out["ceilings"][f"{name}_sql"] = {
-                        "tps": float("nan"),
+                        **unmeasured,
                         "statements": 0.0,
-                        "latency_ms": float("nan"),
-                        "failed": 0.0,
+                        "rollback": unmeasured,
                     }
                 out["flows"][name] = measure(servers, token, name, supply)
                 out["flows"][name]["ceiling"] = f"{name}_sql"

@@ -1,8 +1,9 @@
 """Ceilings measured in the same run on the same database.
 
 - ``capture``: the exact SQL a flow's requests execute, read from PostgreSQL's own
-  statement log (``log_statement = all`` for the capture only), each transaction turned
-  into a pgbench script with the parameters as literals;
+  statement log (``log_statement = all`` for the capture only), the parameters inlined
+  as literals, each transaction one branch of a pgbench script whose client ``c`` always
+  replays transaction ``c`` mod their number (``script``);
 - ``pgbench``: those scripts under ``pgbench -M prepared`` at the flows' concurrency.
   A replayed transaction must leave nothing behind, so the same document can be
   replayed again: its statements run inside a savepoint that is rolled back, and the
@@ -136,13 +137,17 @@ def _hide_colons(statement: str) -> str:
 REPLAY_SAVEPOINT = "ceiling_replay"
 
 
-def scripts(transactions: list[list[str]], folder: Path, *, commit: bool = True) -> list[Path]:
-    """One pgbench script per transaction that leaves nothing behind, so it can repeat.
+def script(transactions: list[list[str]], path: Path, *, commit: bool = True) -> Path:
+    """One pgbench script in which client ``c`` always replays transaction ``c`` mod their
+    number, leaving nothing behind so it can repeat.
 
-    ``commit``: the statements run in a savepoint rolled back before COMMIT (the commit
-    still flushes the WAL); otherwise the transaction ends in ROLLBACK.
+    Two clients replaying one document would wait for each other on its rows (the same
+    task, order or new order number), a wait the server's traffic, which takes each
+    document once, never has. ``commit``: the statements run in a savepoint rolled back
+    before COMMIT (the commit still flushes the WAL); otherwise the transaction ends in
+    ROLLBACK.
     """
-    paths = []
+    lines = [f"\\set document :client_id % {len(transactions)}"]
     for index, captured in enumerate(transactions):
         begin, *statements = captured[:-1]  # BEGIN, the statements; COMMIT dropped
         # A fresh event id each time: the outbox's event ids are unique.
@@ -150,15 +155,15 @@ def scripts(transactions: list[list[str]], folder: Path, *, commit: bool = True)
             _hide_colons(_UUID.sub("gen_random_uuid()", s.replace("\n", " "))) + ";"
             for s in statements
         ]
+        lines.append(f"\\{'if' if index == 0 else 'elif'} :document = {index}")
         if commit:
-            body = [f"{begin};", f"SAVEPOINT {REPLAY_SAVEPOINT};", *inlined,
-                    f"ROLLBACK TO SAVEPOINT {REPLAY_SAVEPOINT};", "COMMIT;"]  # fmt: skip
+            lines += [f"{begin};", f"SAVEPOINT {REPLAY_SAVEPOINT};", *inlined,
+                      f"ROLLBACK TO SAVEPOINT {REPLAY_SAVEPOINT};", "COMMIT;"]  # fmt: skip
         else:
-            body = [f"{begin};", *inlined, "ROLLBACK;"]
-        path = folder / f"tx{index:03}.sql"
-        path.write_text("\n".join(body) + "\n")
-        paths.append(path)
-    return paths
+            lines += [f"{begin};", *inlined, "ROLLBACK;"]
+    lines.append("\\endif")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 _PROGRESS = re.compile(r"^progress: [\d.]+ s, ([\d.]+) tps", re.M)
@@ -168,9 +173,8 @@ def steady_tps(output: str) -> float | None:
     """Mean of pgbench's per-second TPS after its first quarter (at least one second);
     None for a run of fewer than two seconds reported.
 
-    Each client prepares each script's statements at its first run of it: 24 scripts of
-    up to 29 statements are ~700 prepares a client, seconds of CPU across 16 clients,
-    which the server under test paid before its measurement, in its warm-up.
+    A client prepares each statement at its first run and PostgreSQL's caches warm up;
+    the server under test did both in its warm-up, before its measurement.
     """
     seconds = [float(tps) for tps in _PROGRESS.findall(output)]
     steady = seconds[max(1, len(seconds) // 4) :]
@@ -207,7 +211,8 @@ def pgbench(url: str, files: list[Path], *, clients: int, seconds: float) -> dic
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     latency = re.search(r"latency average = ([\d.]+) ms", out)
     failed = re.search(r"number of failed transactions: (\d+)", out)
-    if tps is None:
+    # A statement's error aborts its client; the run's TPS is then of the clients left.
+    if tps is None or "Run was aborted" in out:
         raise RuntimeError(f"pgbench failed:\n{out[-3000:]}")
     steady = steady_tps(out)
     return {
@@ -226,10 +231,10 @@ def replay(
     seconds: float,
     commit: bool = True,
 ) -> dict[str, float]:
-    """pgbench TPS of the captured transactions (committed as ``scripts`` says, or not)."""
+    """pgbench TPS of the captured transactions (committed as ``script`` says, or not)."""
     with tempfile.TemporaryDirectory(prefix="wms-pgbench-") as folder:
-        files = scripts(transactions, Path(folder), commit=commit)
-        return pgbench(database.url, files, clients=clients, seconds=seconds)
+        replays = script(transactions, Path(folder) / "replay.sql", commit=commit)
+        return pgbench(database.url, [replays], clients=clients, seconds=seconds)
 
 
 REFERENCE = """\\set b random(:lo, :hi)

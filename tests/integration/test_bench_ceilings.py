@@ -26,7 +26,9 @@ def _probe(url: str) -> list[tuple[int, int]]:
 
 
 def _statements(script: Path) -> list[str]:
-    return [line.removesuffix(";") for line in script.read_text().splitlines() if line]
+    """The SQL of a one-transaction script, without pgbench's meta-commands."""
+    lines = script.read_text().splitlines()
+    return [line.removesuffix(";") for line in lines if line and not line.startswith("\\")]
 
 
 def _make_probe(url: str) -> None:
@@ -39,7 +41,7 @@ def test_a_committed_replay_writes_in_a_transaction_with_an_id_and_leaves_nothin
     database_url: str, tmp_path: Path
 ) -> None:
     _make_probe(database_url)
-    [script] = ceilings.scripts([CAPTURED], tmp_path)
+    script = ceilings.script([CAPTURED], tmp_path / "replay.sql")
     *work, commit = _statements(script)
     assert commit == "COMMIT"
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -57,18 +59,39 @@ def test_pgbench_repeats_both_replays_without_failures_or_traces(
 ) -> None:
     _make_probe(database_url)
     for commit in (True, False):
-        folder = tmp_path / str(commit)
-        folder.mkdir()
-        files = ceilings.scripts([CAPTURED], folder, commit=commit)
+        replays = ceilings.script([CAPTURED], tmp_path / f"{commit}.sql", commit=commit)
         # The INSERT would fail on its key at the second transaction if one stayed.
-        result = ceilings.pgbench(database_url, files, clients=2, seconds=3)
+        result = ceilings.pgbench(database_url, [replays], clients=2, seconds=3)
         assert result["tps"] > 0
         assert result["tps_whole_run"] > 0
         assert result["failed"] == 0
         assert _probe(database_url) == [(1, 0)]
-    rolled_back = _statements(ceilings.scripts([CAPTURED], tmp_path, commit=False)[0])
+    rolled_back = _statements(ceilings.script([CAPTURED], tmp_path / "r.sql", commit=False))
     assert rolled_back[-1] == "ROLLBACK"
     assert not any("SAVEPOINT" in s for s in rolled_back)
+
+
+def test_each_client_replays_its_own_document(database_url: str, tmp_path: Path) -> None:
+    # A document locks its row without waiting: two clients replaying the same one at
+    # once would fail it (pgbench then aborts the client and reports no failures-free run).
+    with psycopg.connect(database_url) as conn:
+        conn.execute("CREATE TABLE public.replay_probe (id int PRIMARY KEY, n int NOT NULL)")
+        conn.execute("INSERT INTO public.replay_probe SELECT g, 0 FROM generate_series(0, 2) g")
+    documents = [
+        [
+            "BEGIN",
+            f"SELECT n FROM public.replay_probe WHERE id = {k} FOR UPDATE NOWAIT",
+            f"UPDATE public.replay_probe SET n = n + 1 WHERE id = {k}",
+            "SELECT pg_sleep(0.001)",
+            "COMMIT",
+        ]
+        for k in range(3)
+    ]
+    replays = ceilings.script(documents, tmp_path / "own.sql")
+    result = ceilings.pgbench(database_url, [replays], clients=3, seconds=2)
+    assert result["tps"] > 0
+    assert result["failed"] == 0
+    assert _probe(database_url) == [(0, 0), (1, 0), (2, 0)]
 
 
 PROGRESS = """\

@@ -29,16 +29,17 @@ NOTES = [
     "issue expected about 0.28× for a naive FastAPI + psycopg endpoint.",
     "- Noise: colleagues run test suites on the same machine at times; a rerun can move "
     "throughput by 10–20%. Compare ratios measured in one run, not absolute numbers.",
-    "- Own-SQL ceilings: the statements are captured from PostgreSQL's statement log while "
-    "the server handles 24 real requests, parameters inlined, and replayed by "
-    "`pgbench -M prepared` at the same concurrency. A replay runs them in a savepoint that "
-    "it rolls back, then COMMITs (so a document can be replayed again and the commit still "
-    "waits for its WAL flush, as the server's commands do; two statements more than the "
-    "flow). The replay ending in ROLLBACK, the ceiling of runs before 2026-12-07, skips that "
-    "wait: it shows what the flow's SQL costs in CPU alone, and the targets table gives the "
-    "ratio to it in brackets. Intake replays look their order id up by number; allocation "
-    "replays run after the captured orders were put back to `received`; captured picks "
-    "leave their source balance allocation enough for a replay.",
+    "- Own-SQL ceilings: the statements are captured from PostgreSQL's statement log "
+    "while the server handles 24 real requests, parameters inlined, and replayed by "
+    "`pgbench -M prepared` at the same concurrency, each client its own document. A "
+    "replay runs them in a savepoint that it rolls back, then COMMITs (so a document can "
+    "be replayed again and the commit still waits for its WAL flush, as the server's "
+    "commands do; two statements more than the flow). The replay ending in ROLLBACK, the "
+    "ceiling of runs before 2026-12-07, skips that wait: it shows what the flow's SQL "
+    "costs in CPU alone, and the targets table gives the ratio to it in brackets. Intake "
+    "replays look their order id up by number; allocation replays run after the captured "
+    "orders were put back to `received`; captured picks leave their source balance "
+    "allocation enough for a replay.",
     "- The mixed day draws 60% lookups, 15% intake, 10% allocation, 10% pick confirmation "
     "and 5% dispatch; it has no single ceiling.",
     "- Latency at the maximum (closed loop) is mostly queueing; the p95 target is read at "

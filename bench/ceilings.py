@@ -9,9 +9,10 @@
   replayed again: its statements run inside a savepoint that is rolled back, and the
   transaction then COMMITs. The savepoint's writes gave the transaction an id, so the
   commit writes its record and waits for the WAL flush like the server's commits (a
-  plain ROLLBACK, which earlier runs used, skips that wait: 2.6 × the reference
-  transaction's TPS). The replay pays two statements more than the flow (SAVEPOINT,
-  ROLLBACK TO SAVEPOINT); ``commit=False`` gives the ROLLBACK replay for comparison;
+  plain ROLLBACK, which earlier runs used, skips that wait: the reference transaction
+  ran 2.6-4.0 × as fast that way in our runs). The replay pays two statements more
+  than the flow (SAVEPOINT, ROLLBACK TO SAVEPOINT); ``commit=False`` gives the ROLLBACK
+  replay for comparison;
 - ``reference_allocation``: the textbook allocation transaction (SELECT … FOR UPDATE a
   balance, UPDATE it, INSERT an audit row and an outbox row, COMMIT), undone afterwards;
 - ``noop_server``: the product's HTTP stack with no database (``/noop``) and one

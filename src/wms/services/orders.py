@@ -118,10 +118,11 @@ async def create_order(uow: UnitOfWork, order: OrderIn) -> OrderResult:
         assert existing is not None
         return OrderResult(await _same_order(uow, existing, order), created=False)
     # The lines and the read of the new order go in one round trip. The rows are this
-    # transaction's own, invisible to others until commit: no lock needed.
+    # transaction's own, invisible to others until commit: no lock needed, and no
+    # allocation can exist yet.
     async with uow.conn.pipeline():
         await store.insert_lines(uow.conn, uow.tenant_id, order_id, new_lines)
-        rows = await store.order_rows(uow.conn, order.number)
+        rows = await store.order_rows(uow.conn, order.number, allocations=False)
     assert rows.head is not None
     summary = {"number": order.number, "lines": len(new_lines), "warehouse": order.warehouse}
     uow.audit("order", order.number, "received", after=summary)

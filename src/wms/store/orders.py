@@ -254,14 +254,17 @@ async def allocations(conn: AsyncConnection, order_id: int) -> list[dict[str, An
     return await (await send_allocations(conn, order_id)).fetchall()
 
 
-async def order_rows(conn: AsyncConnection, number: str) -> OrderRows:
-    """Head, lines and allocations of order ``number``, in one round trip."""
+async def order_rows(conn: AsyncConnection, number: str, *, allocations: bool = True) -> OrderRows:
+    """Head, lines and allocations of order ``number``, in one round trip; without
+    ``allocations`` (an order this transaction created has none), not read."""
     async with conn.pipeline():
         head = await send_head(conn, number)
         line_rows = await send_lines(conn, number)
-        allocation_rows = await send_allocations(conn, number)
+        allocation_rows = await send_allocations(conn, number) if allocations else None
     return OrderRows(
-        await head.fetchone(), await line_rows.fetchall(), await allocation_rows.fetchall()
+        await head.fetchone(),
+        await line_rows.fetchall(),
+        await allocation_rows.fetchall() if allocation_rows is not None else [],
     )
 
 

@@ -31,10 +31,13 @@ def _statements(script: Path) -> list[str]:
     return [line.removesuffix(";") for line in lines if line and not line.startswith("\\")]
 
 
-def _make_probe(url: str) -> None:
+def _make_probe(url: str, ids: range = range(1, 2)) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE public.replay_probe (id int PRIMARY KEY, n int NOT NULL)")
-        conn.execute("INSERT INTO public.replay_probe VALUES (1, 0)")
+        conn.execute(
+            "INSERT INTO public.replay_probe SELECT g, 0 FROM generate_series(%s::int, %s::int) g",
+            (ids.start, ids.stop - 1),
+        )
 
 
 def test_a_committed_replay_writes_in_a_transaction_with_an_id_and_leaves_nothing(
@@ -73,10 +76,8 @@ def test_pgbench_repeats_both_replays_without_failures_or_traces(
 
 def test_each_client_replays_its_own_document(database_url: str, tmp_path: Path) -> None:
     # A document locks its row without waiting: two clients replaying the same one at
-    # once would fail it (pgbench then aborts the client and reports no failures-free run).
-    with psycopg.connect(database_url) as conn:
-        conn.execute("CREATE TABLE public.replay_probe (id int PRIMARY KEY, n int NOT NULL)")
-        conn.execute("INSERT INTO public.replay_probe SELECT g, 0 FROM generate_series(0, 2) g")
+    # once would fail it, pgbench would abort a client and `ceilings.pgbench` raise.
+    _make_probe(database_url, range(3))
     documents = [
         [
             "BEGIN",

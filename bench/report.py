@@ -72,9 +72,10 @@ def _mark(ok: bool) -> str:
 
 
 def ratio_without_commit(results: dict[str, Any], flow: str) -> float:
-    """The flow's maximum over its own SQL replayed with ROLLBACK (NaN if not measured)."""
-    rollback = results["ceilings"].get(f"{flow}_sql", {}).get("rollback", {})
-    return float(results["flows"][flow]["max"]["rps"] / rollback.get("tps", math.nan))
+    """The flow's maximum over its own SQL replayed with ROLLBACK (NaN if not measured:
+    its capture failed)."""
+    rollback = results["ceilings"][f"{flow}_sql"]["rollback"]
+    return float(results["flows"][flow]["max"]["rps"] / rollback["tps"])
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -82,7 +83,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for flow in ("intake", "allocation", "pick", "dispatch"):
         r, cpu_only = ratio(results, flow), ratio_without_commit(results, flow)
-        figure = f"{r:.2f}" if math.isnan(cpu_only) else f"{r:.2f} ({cpu_only:.2f} to ROLLBACK)"
+        figure = f"{r:.2f} ({cpu_only:.2f} to ROLLBACK)"
         rows.append((f"{flow} ≥ 0.5 × pgbench TPS of its own SQL", figure, _mark(r >= 0.5)))
     ref = results["flows"]["allocation"]["max"]["rps"] / results["ceilings"][
         "reference_allocation"]["tps"]  # fmt: skip
@@ -283,23 +284,16 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         k = f"{flow}_sql"
         if k not in c:
             continue
-        committed = "rollback" in c[k]  # runs before 2026-12-07 replayed with ROLLBACK only
-        how = (
-            "run in a savepoint rolled back before COMMIT (the commit flushes the WAL)"
-            if committed
-            else "ROLLBACK instead of COMMIT"
-        )
-        lines.append(
+        rollback = c[k]["rollback"]
+        lines += [
             f"| {flow}: its own SQL (pgbench) | {_f(c[k]['tps'])} | avg "
             f"{_f(c[k]['latency_ms'])} ms | {c[k]['statements']:.0f} statements a "
-            f"transaction, captured from the server, {how}; {c[k]['failed']:.0f} failed |"
-        )
-        if committed:
-            lines.append(
-                f"| the same, ROLLBACK instead of COMMIT | {_f(c[k]['rollback']['tps'])} | avg "
-                f"{_f(c[k]['rollback']['latency_ms'])} ms | not the ceiling: skips the "
-                f"commit's WAL flush; {c[k]['rollback']['failed']:.0f} failed |"
-            )
+            "transaction, captured from the server, run in a savepoint rolled back before "
+            f"COMMIT (the commit flushes the WAL); {c[k]['failed']:.0f} failed |",
+            f"| the same, ROLLBACK instead of COMMIT | {_f(rollback['tps'])} | avg "
+            f"{_f(rollback['latency_ms'])} ms | not the ceiling: skips the commit's WAL "
+            f"flush; {rollback['failed']:.0f} failed |",
+        ]
     for key, title in (("large_order", "order"), ("large_asn", "ASN")):
         doc = results.get(key)
         if not doc:

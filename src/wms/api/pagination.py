@@ -122,22 +122,19 @@ class Listing:
 def start_listing(
     request: Request,
     tenant_id: int,
+    query: ListQuery,
     *,
-    limit: int = DEFAULT_LIMIT,
-    cursor: str | None = None,
     filters: dict[str, Any] | None = None,
-    query: ListQuery | None = None,
 ) -> Listing:
-    """Decode ``cursor`` (checked against tenant and filters) for a list endpoint.
+    """Decode the query's cursor (checked against tenant and filters) for a list endpoint.
 
-    A ``query`` gives the page size, cursor and filters at once.
+    ``filters``, when given, replace the query's own (a path parameter bound to the
+    cursor, a value normalised for it).
     """
     codec: CursorCodec = request.app.state.cursors
-    if query is not None:
-        limit, cursor, filters = query.limit, query.cursor, query.filters()
-    filters = filters or {}
-    after = codec.decode(cursor, tenant_id, filters) if cursor else None
-    return Listing(codec, tenant_id, filters, limit, after)
+    filters = query.filters() if filters is None else filters
+    after = codec.decode(query.cursor, tenant_id, filters) if query.cursor else None
+    return Listing(codec, tenant_id, filters, query.limit, after)
 
 
 def _digest(filters: dict[str, Any]) -> str:

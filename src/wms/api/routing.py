@@ -203,11 +203,9 @@ def install_openapi(app: FastAPI) -> None:
             components = document.setdefault("components", {})
             components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             schemas = components.setdefault("schemas", {})
-            for path_item in document.get("paths", {}).values():
-                for operation in path_item.values():
-                    _link_query_schemas(operation, operation.pop(_QUERY_SCHEMAS, {}), schemas)
             for operations in document.get("paths", {}).values():
                 for operation in operations.values():
+                    _link_query_schemas(operation, operation.pop(_QUERY_SCHEMAS, {}), schemas)
                     for status, response in operation.get("responses", {}).items():
                         content = response.get("content", {})
                         if status[0] in "45" and "application/problem+json" in content:

@@ -54,15 +54,11 @@ async def next_sequence(conn: AsyncConnection, wave_id: int) -> int:
     return int(row[0]) if row else 1
 
 
-async def lock_tasks(conn: AsyncConnection, task_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Tasks with what a confirmation checks, locked in id order."""
-    return await read_tasks(await send_lock_tasks(conn, task_ids))
-
-
 async def send_lock_tasks(
     conn: AsyncConnection, task_ids: Sequence[int]
 ) -> AsyncCursor[dict[str, Any]]:
-    """Send ``lock_tasks``; its cursor, unread (``read_tasks`` reads it)."""
+    """Send the lock of the tasks, in id order, with what a confirmation checks; its cursor,
+    unread (``read_tasks`` reads it). Lets the lock lead a pipeline."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT t.id, t.wave_id, t.warehouse_id, w.code AS warehouse, "
@@ -139,17 +135,11 @@ async def mark_picked(
     )
 
 
-async def shares_of(
-    conn: AsyncConnection, task_ids: Sequence[int]
-) -> dict[int, list[dict[str, Any]]]:
-    """``shares`` of many tasks in one query: task id → its order lines (tasks without any: [])."""
-    return await read_shares(await send_shares_of(conn, task_ids), task_ids)
-
-
 async def send_shares_of(
     conn: AsyncConnection, task_ids: Sequence[int]
 ) -> AsyncCursor[dict[str, Any]]:
-    """Send ``shares_of``; its cursor, unread (``read_shares`` reads it)."""
+    """Send the read of ``shares`` of many tasks in one query; its cursor, unread
+    (``read_shares`` reads it: task id → its order lines, tasks without any: [])."""
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT s.task_id, s.order_id, o.number, s.line_no, s.quantity, s.tote, o.priority, "

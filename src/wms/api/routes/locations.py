@@ -262,9 +262,7 @@ async def list_zones(
     query: Annotated[ListQuery, query_of(ListQuery)],
 ) -> Page[Zone]:
     """The warehouse's zones in creation order (by id)."""
-    listing = start_listing(
-        request, principal.tenant_id, limit=query.limit, cursor=query.cursor, filters={"wh": wh}
-    )
+    listing = start_listing(request, principal.tenant_id, query, filters={"wh": wh})
     after = int(listing.after[0]) if listing.after else None
     async with read_transaction(request, principal) as conn:
         wh_id = await service.warehouse_id(conn, wh)
@@ -336,9 +334,7 @@ async def list_locations(
     """The warehouse's locations in walking order: by ``pick_sequence``, then ``id``."""
     type_ = query.type.value if query.type else None
     filters = {"wh": wh, "type": type_, "zone": query.zone, "active": query.active}
-    listing = start_listing(
-        request, principal.tenant_id, limit=query.limit, cursor=query.cursor, filters=filters
-    )
+    listing = start_listing(request, principal.tenant_id, query, filters=filters)
     after = (int(listing.after[0]), int(listing.after[1])) if listing.after else None
     async with read_transaction(request, principal) as conn:
         wh_id = await service.warehouse_id(conn, wh)

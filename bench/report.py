@@ -204,7 +204,8 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         "(logged)",
         f"- load: {results['processes']} load-generator processes, {results['connections']} "
         f"connections in flight (closed loop, {results['seconds']:.0f} s a flow), then the "
-        f"open loop at 70% of that maximum ({results['open_seconds']:.0f} s); pgbench "
+        f"open loop at 70% of that maximum ({results['open_seconds']:.0f} s), each after "
+        f"{results.get('warm_seconds', 0):.0f} s of the same load, not measured; pgbench "
         f"`-M prepared -c {results['connections']}` for {results['pgbench_seconds']:.0f} s",
         f"- data: {results['world']['locations']:,} locations, {results['world']['skus']:,} "
         f"SKUs, {results['world']['balances']:,} balances, {results['world']['ledger_rows']:,} "
@@ -237,6 +238,18 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
             f"{_f(m['p99'])} | {m['errors']} | {name or '–'} | {_f(top) if top else '–'} | "
             f"{ratio(results, flow):.2f} | {_f(s['rate'])} | {_f(s['p95'])} | {s['errors']} |"
         )
+    short = [
+        f"{TITLES[flow]} after {m['seconds']:.1f} s"
+        for flow in FLOWS
+        if (m := results["flows"].get(flow, {}).get("max"))
+        and m["seconds"] < 0.95 * results["seconds"]
+    ]
+    if short:
+        lines += [
+            "",
+            f"Closed loops that ran out of prepared work before their {results['seconds']:.0f}"
+            " s (the rate holds, on fewer samples): " + "; ".join(short) + ".",
+        ]
     seconds = [
         f"{TITLES[flow]} {s['slow_seconds']} of {s['counted_seconds']} "
         f"(median second {_f(s['median_second_p95'])} ms)"

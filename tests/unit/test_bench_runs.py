@@ -1,0 +1,63 @@
+"""How ``make bench`` shapes a measured run (bench/run.py) and reports a short one."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import report, run
+from bench.load import Outcome, Request
+
+WORK: list[Request] = [("GET", f"/r/{index}", None) for index in range(10)]
+
+
+class Recorder:
+    """A run that answers every request it is given with ``status``, and remembers them."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.calls: list[tuple[list[Request], float]] = []
+        self.status = status
+
+    def __call__(self, work: list[Request], seconds: float) -> Outcome:
+        self.calls.append((work, seconds))
+        return Outcome(samples=[(0.0, 0.001, self.status)] * len(work), seconds=seconds)
+
+
+def test_the_measured_run_follows_a_warm_up_on_the_first_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run, "WARM_SECONDS", 2.0)
+    recorder = Recorder()
+    measured = run.after_warm_up(recorder, WORK, warm=3, seconds=15.0)
+    assert recorder.calls == [(WORK[:3], 2.0), (WORK[3:], 15.0)]
+    assert len(measured.samples) == 7  # the warm-up's answers are not in it
+
+
+def test_without_warm_up_the_whole_work_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "WARM_SECONDS", 0.0)
+    recorder = Recorder()
+    run.after_warm_up(recorder, WORK, warm=3, seconds=15.0)
+    assert recorder.calls == [(WORK, 15.0)]
+
+
+def test_errors_in_the_warm_up_stop_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "WARM_SECONDS", 2.0)
+    recorder = Recorder(status=409)
+    with pytest.raises(RuntimeError, match="warm-up: 3 errors"):
+        run.after_warm_up(recorder, WORK, warm=3, seconds=15.0)
+    assert len(recorder.calls) == 1
+
+
+def test_a_closed_loop_that_ran_out_of_work_is_named() -> None:
+    stored = json.loads((Path(run.__file__).parent / "results.json").read_text())
+    results = copy.deepcopy(stored)
+    for flow in results["flows"].values():
+        flow["max"]["seconds"] = results["seconds"]
+    assert not any("ran out" in line for line in report.flow_sections(results))
+    results["flows"]["intake"]["max"]["seconds"] = 0.5 * results["seconds"]
+    named = [line for line in report.flow_sections(results) if "ran out" in line]
+    assert len(named) == 1
+    assert "(b) order intake after" in named[0]

@@ -182,9 +182,9 @@ def steady_tps(output: str) -> float | None:
     return sum(steady) / len(steady) if steady else None
 
 
-def pgbench(url: str, files: list[Path], *, clients: int, seconds: float) -> dict[str, float]:
-    """Run ``files`` (chosen at random per transaction); steady tps (``steady_tps``), the
-    whole run's (``tps_whole_run``) and latency, failures counted."""
+def pgbench(url: str, script: Path, *, clients: int, seconds: float) -> dict[str, float]:
+    """Run ``script``; steady tps (``steady_tps``), the whole run's (``tps_whole_run``) and
+    latency, failures counted."""
     args = [
         pgbench_path(),
         "-n",
@@ -199,9 +199,9 @@ def pgbench(url: str, files: list[Path], *, clients: int, seconds: float) -> dic
         "-T",
         str(max(1, round(seconds))),
         "-r",
+        "-f",
+        str(script),
     ]
-    for path in files:
-        args += ["-f", str(path)]
     # The server's session settings (src/wms/store/database.py session_configurer).
     env = {
         **os.environ,
@@ -235,7 +235,7 @@ def replay(
     """pgbench TPS of the captured transactions (committed as ``script`` says, or not)."""
     with tempfile.TemporaryDirectory(prefix="wms-pgbench-") as folder:
         replays = script(transactions, Path(folder) / "replay.sql", commit=commit)
-        return pgbench(database.url, [replays], clients=clients, seconds=seconds)
+        return pgbench(database.url, replays, clients=clients, seconds=seconds)
 
 
 REFERENCE = """\\set b random(:lo, :hi)
@@ -267,14 +267,14 @@ def reference_allocation(
             (tenant_id,),
         ).fetchone()  # type: ignore[misc]
     with tempfile.TemporaryDirectory(prefix="wms-pgbench-") as folder:
-        script = Path(folder) / "reference.sql"
-        script.write_text(
+        reference = Path(folder) / "reference.sql"
+        reference.write_text(
             REFERENCE.replace(":lo", str(lo))
             .replace(":hi", str(hi))
             .replace(":t", str(tenant_id))
             .replace("COMMIT;", f"{end};")
         )
-        result = pgbench(database.url, [script], clients=clients, seconds=seconds)
+        result = pgbench(database.url, reference, clients=clients, seconds=seconds)
     with psycopg.connect(database.url) as conn:
         conn.execute(
             "UPDATE wms.inventory_balances b SET allocated = b.allocated - r.n FROM "

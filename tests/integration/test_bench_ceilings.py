@@ -64,7 +64,7 @@ def test_pgbench_repeats_both_replays_without_failures_or_traces(
     for commit in (True, False):
         replays = ceilings.script([CAPTURED], tmp_path / f"{commit}.sql", commit=commit)
         # The INSERT would fail on its key at the second transaction if one stayed.
-        result = ceilings.pgbench(database_url, [replays], clients=2, seconds=3)
+        result = ceilings.pgbench(database_url, replays, clients=2, seconds=3)
         assert result["tps"] > 0
         assert result["tps_whole_run"] > 0
         assert result["failed"] == 0
@@ -89,7 +89,7 @@ def test_each_client_replays_its_own_document(database_url: str, tmp_path: Path)
         for k in range(3)
     ]
     replays = ceilings.script(documents, tmp_path / "own.sql")
-    result = ceilings.pgbench(database_url, [replays], clients=3, seconds=2)
+    result = ceilings.pgbench(database_url, replays, clients=3, seconds=2)
     assert result["tps"] > 0
     assert result["failed"] == 0
     assert _probe(database_url) == [(0, 0), (1, 0), (2, 0)]

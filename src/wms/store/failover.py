@@ -7,6 +7,12 @@ second pool on any host that answers: reads work there, ``/health/ready`` report
 role ``standby``, and a write is refused with ``DatabaseReadOnlyError`` (503 with
 ``Retry-After``). A background probe looks for a writable host every
 ``PROBE_INTERVAL_SECONDS`` and switches back as soon as one answers, without a restart.
+
+Whether a host is writable is asked by opening a connection, so it is asked once for all
+the requests waiting at that moment, and the answer serves for ``PROBE_INTERVAL_SECONDS``.
+A busy pool is the common reason to wait: asked once per waiting request, an overloaded
+server opened one PostgreSQL session per queued request, and the sessions' start-up cost
+cut what it served to a tenth of its capacity (bench/FINDINGS.md, "overload").
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
         self.probe_interval = probe_interval
         self.on_standby = False
         self._probe: asyncio.Task[None] | None = None
+        self._asking: asyncio.Future[bool] | None = None
+        self._answer: tuple[float, bool] | None = None  # (monotonic time, writable?)
 
     async def open(self, wait: bool = False, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Open both pools (the standby pool holds no connection until needed)."""
@@ -100,6 +108,8 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
             self._probe = None
+        if self._asking is not None:
+            self._asking.cancel()
         await super().close(timeout)
         await self.standby.close(timeout)
 
@@ -134,7 +144,7 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
         try:
             return await self.getconn(min(total, self.primary_wait))
         except PoolTimeout:
-            if await self._writable_host_answers():
+            if await self._writable_host_answers_shared():
                 # Only busy: wait out the rest of the caller's timeout as usual.
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -142,6 +152,23 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
                 return await self.getconn(remaining)
         self._enter_standby_mode()
         return None
+
+    async def _writable_host_answers_shared(self) -> bool:
+        """``_writable_host_answers``, asked once for all waiters; kept ``probe_interval``."""
+        if self._answer is not None and time.monotonic() - self._answer[0] < self.probe_interval:
+            return self._answer[1]
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask_once())
+        # Shielded: a waiter that gives up does not cancel the others' answer.
+        return await asyncio.shield(self._asking)
+
+    async def _ask_once(self) -> bool:
+        try:
+            writable = await self._writable_host_answers()
+            self._answer = (time.monotonic(), writable)
+            return writable
+        finally:
+            self._asking = None
 
     async def _writable_host_answers(self) -> bool:
         """Whether a new read-write connection can be opened right now."""
@@ -168,5 +195,6 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
                 break
             await asyncio.sleep(self.probe_interval)
         log.warning("database_writable_host_found", pool=self.name)
+        self._answer = (time.monotonic(), True)
         self.on_standby = False
         self._probe = None

@@ -201,7 +201,7 @@ def flow_sections(results: dict[str, Any]) -> list[str]:
         f"worker each (production's pods: at least 2), each with a pool of "
         f"{results['pool_max']}, the load generator's processes shared among them; the "
         "`/noop` and `/select1` ceilings in as many processes; rate limits raised for the run "
-        "(logged)",
+        f"(logged); {in_flight_limit(results.get('max_in_flight', 0))}",
         f"- load: {results['processes']} load-generator processes, {results['connections']} "
         f"connections in flight (closed loop, {results['seconds']:.0f} s a flow), then the "
         f"open loop at 70% of that maximum ({results['open_seconds']:.0f} s), each after "
@@ -451,3 +451,10 @@ def growth_chart(growth: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     write(json.loads((HERE / "results.json").read_text()))
+
+
+def in_flight_limit(limit: int) -> str:
+    """How the run's servers treated requests past ``WMS_MAX_IN_FLIGHT``."""
+    if not limit:
+        return "no limit of requests in flight (`WMS_MAX_IN_FLIGHT`)"
+    return f"past {limit} requests in flight a process answers 503 at once (`WMS_MAX_IN_FLIGHT`)"

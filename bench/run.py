@@ -48,6 +48,7 @@ from bench.harness import (
 )
 from bench.load import Outcome, Request, closed_loop, open_loop
 from bench.world import ledger_mismatches, load_world
+from wms.config import Settings
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4" if QUICK else "20"))
@@ -311,6 +312,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
         "processes": PROCESSES,
         "server_processes": SERVER_PROCESSES,
         "pool_max": POOL_MAX,
+        # Production's default unless set for the run: the servers inherit the environment.
+        "max_in_flight": int(
+            os.environ.get("WMS_MAX_IN_FLIGHT", Settings.model_fields["max_in_flight"].default)
+        ),
         "shared_buffers": SHARED_BUFFERS,
         "versions": versions(),
         "flows": {},

@@ -30,7 +30,11 @@ from wms.config import Settings
 from wms.ops import health
 from wms.ops.health import DrainState
 from wms.ops.metrics import POOLS
-from wms.ops.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from wms.ops.middleware import (
+    BodyLimitMiddleware,
+    InFlightLimitMiddleware,
+    RequestContextMiddleware,
+)
 from wms.ops.secrets import api_key_pepper
 from wms.store import cache
 from wms.store.database import create_pool
@@ -110,6 +114,8 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     app.state.drain = drain or DrainState()
     app.state.cursors = CursorCodec(pepper)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.max_in_flight:
+        app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     install_openapi(app)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=10 * 1024 * 1024, validation_alias=_env("WMS_MAX_BODY_BYTES")
     )
+    # API requests one process serves at once; past it, 503 at once instead of a queue
+    # (0: no limit). ~0.25-0.5 s of work at a process's lookup rate (bench/FINDINGS.md).
+    max_in_flight: int = Field(256, ge=0, le=100_000, validation_alias=_env("WMS_MAX_IN_FLIGHT"))
     # Token buckets per credential and per tenant (shared through Redis when configured).
     rate_limit_rps: float = Field(100.0, gt=0, validation_alias=_env("WMS_RATE_LIMIT_RPS"))
     rate_limit_burst: float = Field(200.0, ge=1, validation_alias=_env("WMS_RATE_LIMIT_BURST"))

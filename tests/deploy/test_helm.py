@@ -211,6 +211,14 @@ def test_api_probes_shutdown_and_rollout(rendered: dict[str, Objects], env: str)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_api_pods_shed_load_past_max_in_flight(rendered: dict[str, Objects], env: str) -> None:
+    deployment = one(rendered[env], "Deployment", f"{RELEASE}-api")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    values = {e["name"]: e.get("value") for e in container["env"]}
+    assert values["WMS_MAX_IN_FLIGHT"] == "256"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_pdb_network_policy_and_service_account(rendered: dict[str, Objects], env: str) -> None:
     objects = rendered[env]
     assert of_kind(objects, "PodDisruptionBudget")

@@ -1,13 +1,17 @@
-"""Token buckets per credential and per tenant, local and shared through Redis."""
+"""Limits: token buckets per credential and per tenant (local and shared through Redis),
+the body size, the requests one process serves at once."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from tests.conftest import ApiClient, TenantKeys
 from wms.app import create_app
@@ -121,3 +125,41 @@ def test_a_streamed_body_over_the_cap_is_refused_too(
         )
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_past_max_in_flight_requests_are_refused_at_once_and_health_still_answers(
+    settings: Settings, tenant: TenantKeys, database_url: str
+) -> None:
+    small = settings.model_copy(update={"max_in_flight": 2, "lock_timeout_ms": 20_000})
+    shed_before = REGISTRY.get_sample_value("wms_http_requests_shed_total") or 0.0
+    with TestClient(create_app(small)) as client, ThreadPoolExecutor(2) as pool:
+        admin = ApiClient(client, tenant.keys[Role.ADMIN])
+        assert admin.get("/warehouses").status_code == 200  # the key is cached from here
+        with psycopg.connect(database_url) as locker:
+            # Two reads held in flight: they wait for a table another session locked.
+            locker.execute("LOCK TABLE wms.warehouses IN ACCESS EXCLUSIVE MODE")
+            held = [pool.submit(admin.get, "/warehouses") for _ in range(2)]
+            deadline = time.monotonic() + 10
+            while locks_waiting(database_url) < 2:
+                assert time.monotonic() < deadline, "the two reads never reached the lock"
+                time.sleep(0.02)
+            refused = admin.get("/warehouses")
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["type"].endswith("/service-unavailable")
+            assert "at capacity" in refused.json()["detail"]  # not a lock wait's 503
+            assert refused.headers["retry-after"] == "1"
+            assert client.get("/health/live").status_code == 200
+            locker.rollback()
+        assert [future.result().status_code for future in held] == [200, 200]
+        # The slots were given back.
+        assert admin.get("/warehouses").status_code == 200
+    shed_after = REGISTRY.get_sample_value("wms_http_requests_shed_total")
+    assert shed_after == shed_before + 1
+
+
+def locks_waiting(url: str) -> int:
+    """How many lock requests of the database's sessions are waiting."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+    return int(row[0]) if row else 0

@@ -9,7 +9,8 @@ from wms.config import ConfigError, load_settings
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ["PORT", "DATABASE_URL", "LOG_LEVEL", "WMS_DRAIN_SECONDS", "WMS_DATA_DIR"]:
+    for name in ["PORT", "DATABASE_URL", "LOG_LEVEL", "WMS_DRAIN_SECONDS", "WMS_DATA_DIR",
+                 "WMS_MAX_IN_FLIGHT"]:  # fmt: skip
         monkeypatch.delenv(name, raising=False)
 
 
@@ -20,6 +21,7 @@ def test_defaults_need_no_environment() -> None:
     assert settings.database_url is None
     assert settings.embedded
     assert settings.data_dir == Path(".wms")
+    assert settings.max_in_flight == 256
 
 
 def test_values_come_from_the_seed_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,7 +29,9 @@ def test_values_come_from_the_seed_variable_names(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db:5432/wms")
     monkeypatch.setenv("WMS_DRAIN_SECONDS", "12")
+    monkeypatch.setenv("WMS_MAX_IN_FLIGHT", "0")
     settings = load_settings()
+    assert settings.max_in_flight == 0
     assert (settings.port, settings.log_level, settings.drain_seconds) == (9000, "DEBUG", 12)
     assert not settings.embedded
     assert settings.migration_url == "postgresql://u@db:5432/wms"

@@ -37,6 +37,10 @@ HTTP_DURATION = Histogram(
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+HTTP_REQUESTS_SHED = Counter(
+    "wms_http_requests_shed_total",
+    "API requests answered 503 at once because the process had WMS_MAX_IN_FLIGHT in flight.",
+)
 COMMAND_DURATION = Histogram(
     "wms_command_duration_seconds",
     "Time a command spends in the pipeline, retries included, by method and route template.",

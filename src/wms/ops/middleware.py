@@ -1,4 +1,4 @@
-"""One ASGI middleware for what every request needs: request id, log line and metrics."""
+"""ASGI middleware every request passes: request id, log line and metrics; body size; load."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wms.api.problems import problem_response
-from wms.ops.metrics import HTTP_DURATION, HTTP_REQUESTS, UNMATCHED_ROUTE
+from wms.ops.metrics import HTTP_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_SHED, UNMATCHED_ROUTE
 from wms.ops.tracing import context_from_http, mark_error, tracer
 
 log = structlog.get_logger("wms.http")
@@ -148,3 +148,39 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
+
+
+class InFlightLimitMiddleware:
+    """Answer ``/api`` requests 503 at once, before any work, while ``limit`` are in flight.
+
+    Past its capacity a process only queues: every request waits longer and none is served
+    sooner, while the queue's own bookkeeping takes CPU from the work. Refusing the excess
+    keeps the admitted requests' latency bounded and the process's throughput near its
+    maximum (bench/FINDINGS.md, "overload"); ``Retry-After`` tells clients when to come
+    back. Health endpoints are never refused: readiness must still answer.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Count the request in, or refuse it when the process is full."""
+        if scope["type"] != "http" or not scope["path"].startswith(API_PATH_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            HTTP_REQUESTS_SHED.inc()
+            busy = problem_response(
+                "service-unavailable",
+                "the server is at capacity; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+            await busy(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

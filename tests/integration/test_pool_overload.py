@@ -53,7 +53,7 @@ def test_waiters_of_a_busy_pool_ask_once_whether_the_primary_answers(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Asked once per waiting request, an overloaded server opened one session per queued
-    # request and served a tenth of its capacity (bench/FINDINGS.md, "overload").
+    # request and served a fifth of its capacity or less (bench/FINDINGS.md, "overload").
     opened, outcomes, on_standby = asyncio.run(
         _queue_behind_a_held_connection(database_url, monkeypatch)
     )

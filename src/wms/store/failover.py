@@ -12,7 +12,7 @@ Whether a host is writable is asked by opening a connection, so it is asked once
 the requests waiting at that moment, and the answer serves for ``PROBE_INTERVAL_SECONDS``.
 A busy pool is the common reason to wait: asked once per waiting request, an overloaded
 server opened one PostgreSQL session per queued request, and the sessions' start-up cost
-cut what it served to a tenth of its capacity (bench/FINDINGS.md, "overload").
+cut what it served to a fifth of its capacity or less (bench/FINDINGS.md, "overload").
 """
 
 from __future__ import annotations

@@ -1,14 +1,23 @@
-"""A busy pool under a queue of requests: waiting costs the database nothing more."""
+"""A busy pool under a queue of requests: waiting costs the database nothing more.
+
+Nor does a crowd of requests that miss the same cached API key record at once."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
+from tests.conftest import TenantKeys
+from wms.api.auth import ApiKeyAuthenticator, Principal
+from wms.config import Settings
+from wms.domain.roles import Role
+from wms.ops.secrets import api_key_pepper
+from wms.store.database import create_pool
 from wms.store.failover import StandbyAwarePool
 
 WAITERS = 30
@@ -60,3 +69,46 @@ def test_waiters_of_a_busy_pool_ask_once_whether_the_primary_answers(
     assert opened == 1
     assert all(isinstance(outcome, PoolTimeout) for outcome in outcomes), outcomes
     assert not on_standby  # only busy: the primary answered
+
+
+async def _authenticate_together(
+    url: str, pepper: bytes, token: str, callers: int
+) -> tuple[list[Principal], list[int]]:
+    """``callers`` requests with the same key, twice: at once on an empty cache, then again
+    after the record expired (the first caller of each round gives up midway). The
+    pool's connection requests are read after each round: one per read of the record."""
+    pool = create_pool(
+        url, min_size=1, max_size=4, statement_timeout_ms=5_000, lock_timeout_ms=1_000
+    )
+    await pool.open(wait=True)
+    authenticator = ApiKeyAuthenticator(pool, pepper, cache_seconds=0.2)
+    principals: list[Principal] = []
+    requests_after_round: list[int] = []
+    try:
+        for _ in range(2):
+            impatient = asyncio.create_task(authenticator.authenticate(token))
+            await asyncio.sleep(0)  # its read has begun
+            crowd = [authenticator.authenticate(token) for _ in range(callers)]
+            impatient.cancel()
+            principals += await asyncio.gather(*crowd)
+            requests_after_round.append(pool.get_stats()["requests_num"])
+            await asyncio.sleep(0.3)  # the record expires
+    finally:
+        await pool.close()
+    return principals, requests_after_round
+
+
+def test_requests_missing_one_cached_key_record_read_it_once(
+    database_url: str, settings: Settings, make_tenant: Callable[[], TenantKeys]
+) -> None:
+    tenant = make_tenant()
+    principals, requests_after_round = asyncio.run(
+        _authenticate_together(
+            database_url, api_key_pepper(settings), tenant.keys[Role.OPERATOR], callers=40
+        )
+    )
+    # One read per round (each caller reading its own: 41 and 82), and the caller that gave
+    # up did not cancel the read the others waited for.
+    assert requests_after_round == [1, 2]
+    assert len(principals) == 80
+    assert {(p.tenant_id, p.role) for p in principals} == {(tenant.tenant_id, Role.OPERATOR)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,6 +19,7 @@ from wms.api.ratelimit import RateLimiter
 from wms.domain.errors import DomainError
 from wms.domain.roles import Role
 from wms.ops.middleware import route_template
+from wms.ops.singleflight import SingleFlight
 from wms.services.api_keys import KEY_PREFIX, parse_token, secret_matches
 from wms.store.roles import APP
 
@@ -71,6 +73,7 @@ class ApiKeyAuthenticator:
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, _KeyRecord | None]] = {}
         self._touched: dict[str, float] = {}
+        self._reading: SingleFlight[str, _KeyRecord | None] = SingleFlight()
 
     async def authenticate(self, token: str) -> Principal:
         """The principal of a valid token; ``UnauthorizedError`` otherwise (never why)."""
@@ -90,10 +93,19 @@ class ApiKeyAuthenticator:
         return Principal(record.tenant_id, record.tenant_code, record.role, f"apikey:{key_id}")
 
     async def _record(self, key_id: str) -> _KeyRecord | None:
-        now = time.monotonic()
         cached = self._cache.get(key_id)
-        if cached is not None and now - cached[0] < self._cache_seconds:
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
             return cached[1]
+        if self._cache_seconds <= 0:
+            return await self._read_record(key_id)
+        # When a busy key's record expires, every request in flight misses at once: one
+        # of them reads it, the others wait for that read instead of each taking a
+        # pooled connection for the same row. (Without a cache, revocations take effect
+        # at once: a request never shares a read that began before it.)
+        return await self._reading.run(key_id, partial(self._read_record, key_id))
+
+    async def _read_record(self, key_id: str) -> _KeyRecord | None:
+        now = time.monotonic()
         touch = now - self._touched.get(key_id, -TOUCH_INTERVAL_SECONDS) >= TOUCH_INTERVAL_SECONDS
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT set_config('role', %s, true)", (APP,))

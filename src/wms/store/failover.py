@@ -28,6 +28,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from wms.ops.singleflight import SingleFlight
 from wms.store.database import (
     RECONNECT_TIMEOUT_SECONDS,
     DatabaseReadOnlyError,
@@ -93,7 +94,7 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
         self.probe_interval = probe_interval
         self.on_standby = False
         self._probe: asyncio.Task[None] | None = None
-        self._asking: asyncio.Future[bool] | None = None
+        self._asking: SingleFlight[str, bool] = SingleFlight()
         self._answer: tuple[float, bool] | None = None  # (monotonic time, writable?)
 
     async def open(self, wait: bool = False, timeout: float = 30.0) -> None:  # noqa: ASYNC109
@@ -108,8 +109,7 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
             self._probe = None
-        if self._asking is not None:
-            self._asking.cancel()
+        self._asking.cancel()
         await super().close(timeout)
         await self.standby.close(timeout)
 
@@ -157,18 +157,12 @@ class StandbyAwarePool(AsyncConnectionPool[AsyncConnection]):
         """``_writable_host_answers``, asked once for all waiters; kept ``probe_interval``."""
         if self._answer is not None and time.monotonic() - self._answer[0] < self.probe_interval:
             return self._answer[1]
-        if self._asking is None:
-            self._asking = asyncio.ensure_future(self._ask_once())
-        # Shielded: a waiter that gives up does not cancel the others' answer.
-        return await asyncio.shield(self._asking)
+        return await self._asking.run("writable", self._ask_once)
 
     async def _ask_once(self) -> bool:
-        try:
-            writable = await self._writable_host_answers()
-            self._answer = (time.monotonic(), writable)
-            return writable
-        finally:
-            self._asking = None
+        writable = await self._writable_host_answers()
+        self._answer = (time.monotonic(), writable)
+        return writable
 
     async def _writable_host_answers(self) -> bool:
         """Whether a new read-write connection can be opened right now."""

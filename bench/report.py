@@ -449,12 +449,12 @@ def growth_chart(growth: dict[str, Any]) -> str:
     return "latency_vs_data.png"
 
 
-if __name__ == "__main__":
-    write(json.loads((HERE / "results.json").read_text()))
-
-
 def in_flight_limit(limit: int) -> str:
     """How the run's servers treated requests past ``WMS_MAX_IN_FLIGHT``."""
     if not limit:
         return "no limit of requests in flight (`WMS_MAX_IN_FLIGHT`)"
     return f"past {limit} requests in flight a process answers 503 at once (`WMS_MAX_IN_FLIGHT`)"
+
+
+if __name__ == "__main__":
+    write(json.loads((HERE / "results.json").read_text()))

@@ -159,7 +159,11 @@ def test_past_max_in_flight_requests_are_refused_at_once_and_health_still_answer
 
 
 def locks_waiting(url: str) -> int:
-    """How many lock requests of the database's sessions are waiting."""
+    """How many lock requests of this database's sessions are waiting (pg_locks shows every
+    database's: other tests' waits on the same server must not count)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()
     return int(row[0]) if row else 0

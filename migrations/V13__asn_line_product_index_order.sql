@@ -2,8 +2,8 @@
 --
 -- Keyed (tenant_id, asn_id, product_id, lot_code), its index competed with the primary
 -- key (tenant_id, asn_id, line_no) for the foreign-key check of every receipt line
--- (receipt_lines -> asn_lines). Before asn_lines has statistics (a new database, or the
--- first minute after a large ASN, until autovacuum analyses it) both indexes are
+-- (receipt_lines -> asn_lines). While asn_lines has no column statistics (a new
+-- database, until autovacuum first analyses it with rows in it) both indexes are
 -- estimated at one row, and PostgreSQL took this one: each check then read every line
 -- of the ASN, so receiving a 5,000-line ASN spent 1.7-2.6 s in that check alone (69 ms
 -- through the primary key; bench/FINDINGS.md). Product first, the index no longer

@@ -251,3 +251,32 @@ def test_shelves_choose_as_a_scan_of_every_location_would_line_after_line(
             promised = expected.promise(item, quantity)
             shelves.put(promised)
             reference[promised.id] = promised
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 8), st.sampled_from(["A", "B"]), st.integers(0, 5),
+                  st.one_of(st.none(), st.integers(0, 12)),
+                  st.sets(st.tuples(st.integers(1, 3), st.sampled_from(["", "L1"])), max_size=2),
+                  st.integers(1, 3), st.sampled_from(["", "L1"]), st.integers(1, 6)),
+        max_size=20,
+    ),
+)  # fmt: skip
+def test_shelves_reloaded_or_given_new_locations_choose_as_a_scan_would(
+    steps: list[tuple[int, str, int, int | None, set[tuple[int, str]], int, str, int]],
+) -> None:
+    """A put of fresh figures (another pick sequence, other holds, a location not seen
+    before) leaves the shelves choosing as a scan of the same locations would."""
+    rules = [Rule(zone="A", velocity_class="A"), Rule(zone="B")]
+    shelves = Shelves([place(1, zone="A", capacity_units=4), place(2, zone="B")])
+    reference = {c.id: c for c in (shelves.get(1), shelves.get(2))}
+    for location_id, zone, sequence, capacity, holds, product, lot, quantity in steps:
+        fresh = place(location_id, zone=zone, pick_sequence=sequence, capacity_units=capacity,
+                      holds=frozenset(holds))  # fmt: skip
+        shelves.put(fresh)
+        reference[fresh.id] = fresh
+        item = Item(product_id=product, sku=f"SKU-{product}", lot_code=lot,
+                    velocity_class="A" if product == 1 else "B")  # fmt: skip
+        assert shelves.suggest(rules, item, quantity) == scan_every_location(
+            rules, list(reference.values()), item, quantity
+        )

@@ -212,3 +212,15 @@ def api(test_client: TestClient, tenant: TenantKeys) -> ApiClient:
 
 # The broker and redis-server fixtures of the event and cache tests.
 pytest_plugins = ["tests.integration.kafka_fixtures"]
+
+
+def sessions_waiting_for_a_lock(url: str) -> int:
+    """Sessions of this database waiting for a lock: a table's, or a row's (whose waiter
+    waits for the holder's transaction id, which ``pg_locks`` lists without a database).
+    Other databases of the test server (other xdist workers') do not count."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from tests.conftest import ApiClient, TenantKeys
+from tests.conftest import ApiClient, TenantKeys, sessions_waiting_for_a_lock
 from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
@@ -140,7 +140,7 @@ def test_past_max_in_flight_requests_are_refused_at_once_and_health_still_answer
             locker.execute("LOCK TABLE wms.warehouses IN ACCESS EXCLUSIVE MODE")
             held = [pool.submit(admin.get, "/warehouses") for _ in range(2)]
             deadline = time.monotonic() + 10
-            while locks_waiting(database_url) < 2:
+            while sessions_waiting_for_a_lock(database_url) < 2:
                 assert time.monotonic() < deadline, "the two reads never reached the lock"
                 time.sleep(0.02)
             refused = admin.get("/warehouses")
@@ -156,14 +156,3 @@ def test_past_max_in_flight_requests_are_refused_at_once_and_health_still_answer
         assert admin.get("/warehouses").status_code == 200
     shed_after = REGISTRY.get_sample_value("wms_http_requests_shed_total")
     assert shed_after == shed_before + 1
-
-
-def locks_waiting(url: str) -> int:
-    """How many lock requests of this database's sessions are waiting (pg_locks shows every
-    database's: other tests' waits on the same server must not count)."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND database = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database())"
-        ).fetchone()
-    return int(row[0]) if row else 0

@@ -84,7 +84,14 @@ async def dispatch(uow: UnitOfWork, shipment_id: int) -> dict[str, Any]:
             f"shipment {shipment_id} is already {shipment['status']}",
             current_status=shipment["status"],
         )
-    heads = await order_store.heads_by_id(uow.conn, list(shipment["order_ids"]))
+    # The membership was read before the heads' locks: an order cancelled meanwhile (its
+    # cancel held the head, then took it out of the shipment and committed) is locked here
+    # as cancelled, and its stock is on its way back to the shelves; it must not ship.
+    heads = [
+        head
+        for head in await order_store.heads_by_id(uow.conn, list(shipment["order_ids"]))
+        if head["status"] != OrderStatus.CANCELLED
+    ]
     if not heads:
         raise ConflictError(f"shipment {shipment_id} has no order left to ship")
     warehouse_id = shipment["warehouse_id"]

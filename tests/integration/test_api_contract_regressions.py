@@ -127,3 +127,14 @@ def test_batch_confirmations_refuse_task_ids_beyond_int64_with_a_pointer(api: Ap
         response = api.post(path, json={"confirmations": [item]})
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "/confirmations/0/task"
+
+
+def test_an_unknown_warehouse_in_a_path_is_404_on_every_route(api: ApiClient) -> None:
+    # Was a 422 on the replenishment level, with a field (/warehouse) the body does not have.
+    level = {"sku": "SKU-1", "min": 1, "max": 2}
+    for answer in (
+        api.put("/warehouses/NOPE/locations/P-01/replenishment", json=level),
+        api.get("/warehouses/NOPE/locations"),
+    ):
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["type"].endswith("/not-found")

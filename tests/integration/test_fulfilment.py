@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.conftest import ApiClient, TenantKeys
+from tests.conftest import ApiClient, TenantKeys, sessions_waiting_for_a_lock
 from tests.integration.stock_world import StockWorld, build_world
 from tests.integration.test_no_oversell import in_parallel
 from tests.integration.test_orders import allocations_match_balances, order_body, stock
 from tests.integration.test_stock_invariants import check_invariants
+from wms.app import create_app
+from wms.config import Settings
 
 
 @pytest.fixture
@@ -301,23 +306,80 @@ def test_bad_picks_packs_dispatches_and_cancellations_are_clear_errors_that_chan
     assert cancel.json()["current_status"] == "shipped"
 
 
-def test_cancelling_a_picked_order_puts_its_stock_back_from_staging(
+def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
+    api: ApiClient, world: StockWorld, tenant: TenantKeys, settings: Settings, database_url: str
+) -> None:
+    """Dispatch reads the shipment's orders, then waits for their locks: an order whose
+    cancel held its lock then committed is not shipped, and its stock stays to be put back."""
+    stock(api, "A-01", 10)
+    for number in ("SO-1", "SO-2"):
+        api.post("/orders", json=order_body(number, {"sku": "SKU-1", "quantity": 2}))
+        api.post(f"/orders/{number}/allocate")
+    for task in released_wave(api, "SO-1", "SO-2"):
+        assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    for number in ("SO-1", "SO-2"):
+        packed = api.post(f"/orders/{number}/packages", json={"packages": [{
+            "carton": "B", "weight_kg": 1,
+            "contents": [{"sku": "SKU-1", "lot": None, "quantity": 2}]}]})  # fmt: skip
+        assert packed.status_code == 201, packed.text
+    shipment = api.post("/shipments", json={"orders": ["SO-1", "SO-2"], "carrier": "CORREIOS",
+                                            "tracking_number": "T1"}).json()  # fmt: skip
+
+    def until_waiting(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while sessions_waiting_for_a_lock(database_url) < count:
+            assert time.monotonic() < deadline, f"{count} lock waits never came"
+            time.sleep(0.02)
+
+    patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
+    with (
+        TestClient(create_app(patient)) as client,
+        psycopg.connect(database_url) as blocker,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        admin = ApiClient(client, api.token)
+        # The cancel's audit entry needs a key-share lock on its tenant's row: held here,
+        # the cancel stops after its changes (the order locked), before its commit.
+        blocker.execute("SELECT 1 FROM wms.tenants WHERE id = %s FOR UPDATE", (tenant.tenant_id,))
+        cancel = pool.submit(admin.post, "/orders/SO-1/cancel")
+        until_waiting(1)
+        dispatch = pool.submit(admin.post, f"/shipments/{shipment['id']}/dispatch")
+        until_waiting(2)  # dispatch has read both orders and waits for SO-1's lock
+        blocker.rollback()
+        cancelled, dispatched = cancel.result(), dispatch.result()
+    assert cancelled.status_code == 200, cancelled.text
+    assert dispatched.status_code == 200, dispatched.text
+    assert dispatched.json()["orders"] == ["SO-2"]
+    assert api.get("/orders/SO-1").json()["status"] == "cancelled"
+    assert api.get("/orders/SO-2").json()["status"] == "shipped"
+    # SO-1's two units wait at staging for their put-back; SO-2's left the building.
+    assert on_hand(api)[("OUTBOUND", "SKU-1", None)] == (2, 0)
+    assert total(api, "SKU-1") == 8
+    consistent(database_url)
+
+
+def test_a_partial_put_back_leaves_a_task_for_the_rest(
     api: ApiClient, world: StockWorld, database_url: str
 ) -> None:
-    stock(api, "A-01", 5)
-    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 3}))
+    """Staged stock is never allocated: what a put-back leaves there gets its own task."""
+    stock(api, "A-01", 10)
+    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 10}))
     api.post("/orders/SO-1/allocate")
     (task,) = released_wave(api, "SO-1")
     assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
-    assert api.post("/orders/SO-1/cancel").json()["status"] == "cancelled"
-    assert on_hand(api)[("OUTBOUND", "SKU-1", None)] == (3, 0)
-    consistent(database_url)
-    (put_back,) = api.get("/replenishment-tasks", params={"kind": "put_back"}).json()["items"]
-    assert (put_back["from_location"], put_back["to_location"], put_back["quantity"]) == (
-        "OUTBOUND", "A-01", 3,
+    assert api.post("/orders/SO-1/cancel").status_code == 200
+    (first,) = api.get("/replenishment-tasks", params={"kind": "put_back"}).json()["items"]
+    moved = api.post(f"/replenishment-tasks/{first['id']}/confirm", json={"quantity": 6})
+    assert moved.status_code == 200, moved.text
+    (rest,) = api.get("/replenishment-tasks", params={"kind": "put_back", "status": "open"}
+                      ).json()["items"]  # fmt: skip
+    assert (rest["from_location"], rest["to_location"], rest["quantity"], rest["order_number"]) == (
+        "OUTBOUND", "A-01", 4, "SO-1",
     )  # fmt: skip
-    assert api.post(f"/replenishment-tasks/{put_back['id']}/confirm").status_code == 200
-    assert on_hand(api) == {("A-01", "SKU-1", None): (5, 0)}
+    assert on_hand(api)[("OUTBOUND", "SKU-1", None)] == (4, 0)
+    assert api.post(f"/replenishment-tasks/{rest['id']}/confirm").status_code == 200
+    assert on_hand(api) == {("A-01", "SKU-1", None): (10, 0)}
+    assert api.get("/replenishment-tasks", params={"status": "open"}).json()["items"] == []
     consistent(database_url)
 
 

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 
 from wms.domain.errors import FieldError, InvalidStateError, NotFoundError
 from wms.domain.inventory import BalanceKey, MovementKind, StockStatus, api_lot, move_deltas
-from wms.services import backorders, inventory
+from wms.services import backorders, inventory, locations
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import inventory as stock_store
 from wms.store import picking as pick_store
@@ -33,7 +33,8 @@ async def set_level(
     """Set the min/max of a product at a pick face; a task follows if it is already low."""
     if minimum > maximum:
         raise FieldError("/min", "must not exceed max")
-    warehouse_id = await inventory.warehouse_id(uow, warehouse)
+    # The warehouse is in the path: unknown, it is a 404 (not a 422 on a body field).
+    warehouse_id = await locations.warehouse_id(uow.conn, warehouse)
     place = await store_location(uow, warehouse_id, location_code)
     if place.type != "pick":
         raise FieldError("/location", f"location {location_code} is a {place.type} location, "
@@ -139,14 +140,36 @@ async def confirm(uow: UnitOfWork, task_id: int, quantity: int | None) -> dict[s
         ),
     )  # fmt: skip
     await store.mark_confirmed(uow.conn, task_id, quantity=units, actor=uow.actor)
+    rest_task = None
     if task["kind"] == PUT_BACK:
+        if units < task["quantity"]:
+            rest_task = await _put_back_rest(uow, task, task["quantity"] - units)
         await backorders.stock_arrived(uow, warehouse_id, [task["product_id"]])
     (view,) = await store.tasks(uow.conn, ids=[task_id], limit=1)
+    after = _data(view) if rest_task is None else {**_data(view), "rest_task": rest_task}
     uow.audit("replenishment_task", task_id, "confirmed", before={"status": "open"},
-              after=_data(view))  # fmt: skip
+              after=after)  # fmt: skip
     uow.emit("wms.replenishment.confirmed", "replenishment_task", task_id, _data(view),
              warehouse=task["warehouse"])  # fmt: skip
     return view
+
+
+async def _put_back_rest(uow: UnitOfWork, task: dict[str, Any], rest: int) -> int:
+    """A put-back task for what a partial confirmation left at staging; its id.
+
+    Staged stock is never allocated: without a task it would stay there unsold.
+    """
+    rest_id = await store.insert_task(
+        uow.conn, uow.tenant_id, warehouse_id=task["warehouse_id"], kind=PUT_BACK,
+        product_id=task["product_id"], lot_code=task["lot_code"], quantity=rest,
+        from_location_id=task["from_location_id"], to_location_id=task["to_location_id"],
+        reason=f"rest of put-back task {task['id']}", order_id=task["order_id"],
+    )  # fmt: skip
+    assert rest_id is not None  # only replenishments are one open task per face
+    (created,) = await store.tasks(uow.conn, ids=[rest_id], limit=1)
+    uow.emit("wms.replenishment.created", "replenishment_task", rest_id, _data(created),
+             warehouse=task["warehouse"])  # fmt: skip
+    return rest_id
 
 
 async def get(conn: AsyncConnection, task_id: int) -> dict[str, Any]:

@@ -114,7 +114,7 @@ async def lock_task(conn: AsyncConnection, task_id: int) -> dict[str, Any] | Non
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT t.id, t.warehouse_id, w.code AS warehouse, t.kind, t.product_id, p.sku, "
-        "t.lot_code, t.quantity, t.from_location_id, t.to_location_id, t.status "
+        "t.lot_code, t.quantity, t.from_location_id, t.to_location_id, t.status, t.order_id "
         "FROM replenishment_tasks t "
         "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
         "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "

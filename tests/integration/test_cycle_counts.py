@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import StockWorld, build_world
+from tests.integration.test_stock_invariants import check_invariants
 from wms.domain.roles import Role
 
 
@@ -122,3 +123,46 @@ def test_bad_count_requests_are_clear_errors(api: ApiClient, world: StockWorld) 
     negative = api.post(f"/cycle-counts/{count['id']}/results", json=results(("A-01", -1)))
     assert negative.status_code == 422
     assert negative.json()["errors"][0]["field"] == "/results/0/counted"
+
+
+def on_hand_at(api: ApiClient, location: str) -> int:
+    items = api.get("/inventory", params={"location": location, "sku": "SKU-1"}).json()["items"]
+    return sum(item["on_hand"] for item in items)
+
+
+def test_stock_already_in_an_unapproved_count_is_refused_by_another_and_counted_once(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    """Two counts of A-01 would each measure 10 → 7 and approval would apply -3 twice
+    (A-01 ending at 4): the second is refused until the first is approved."""
+    api.patch("/settings", json={"recount_tolerance_pct": 100})
+    first = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()
+    counts_before = api.get("/audit", params={"entity": "cycle_count"}).json()["items"]
+    overlapping = api.post("/cycle-counts", json={"warehouse": "SP1", "skus": ["SKU-1"]})
+    assert overlapping.status_code == 409, overlapping.text
+    problem = overlapping.json()
+    assert problem["type"].endswith("/conflict")
+    assert (problem["cycle_count"], problem["location"], problem["sku"]) == (
+        first["id"], "A-01", "SKU-1",
+    )  # fmt: skip
+    assert api.get("/audit", params={"entity": "cycle_count"}).json()["items"] == counts_before
+    # A count of elsewhere may not take A-01's stock in as a line found there either.
+    other = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-02"]}).json()
+    found = api.post(f"/cycle-counts/{other['id']}/results", json=results(("A-01", 7)))
+    assert found.status_code == 409, found.text
+    assert found.json()["cycle_count"] == first["id"]
+    assert [
+        line["location"] for line in api.get(f"/cycle-counts/{other['id']}").json()["lines"]
+    ] == ["A-02"]
+    path = f"/cycle-counts/{first['id']}"
+    assert api.post(f"{path}/results", json=results(("A-01", 7))).status_code == 200
+    # Counted, not yet approved: still in the way.
+    assert (
+        api.post("/cycle-counts", json={"warehouse": "SP1", "skus": ["SKU-1"]}).status_code == 409
+    )
+    assert api.post(f"{path}/approve").status_code == 200
+    assert on_hand_at(api, "A-01") == 7
+    # Approved: A-01 may be counted again (A-02 is still in the other count).
+    again = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]})
+    assert again.status_code == 201, again.text
+    check_invariants(database_url)

@@ -12,13 +12,14 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from wms.domain.errors import FieldError, InvalidStateError, NotFoundError
+from wms.domain.errors import ConflictError, FieldError, InvalidStateError, NotFoundError
 from wms.domain.inventory import (
     BalanceKey,
     Delta,
     MovementKind,
     StockStatus,
     accuracy_pct,
+    api_lot,
     stored_lot,
     variance_needs_recount,
 )
@@ -58,6 +59,13 @@ async def create_count(
         product_ids = [
             (await inventory.product(uow, sku, f"/skus/{i}")).id for i, sku in enumerate(skus)
         ]
+    await store.lock_counting(uow.conn, warehouse_id)
+    taken = await store.first_counted_elsewhere(
+        uow.conn, warehouse_id, location_ids=location_ids, product_ids=product_ids
+    )
+    if taken is not None:
+        _refuse_counted_elsewhere(taken["count"], taken["location"], taken["sku"],
+                                  taken["lot_code"])  # fmt: skip
     count_id = await store.insert_count(uow.conn, uow.tenant_id, warehouse_id, uow.actor)
     await store.insert_lines(
         uow.conn,
@@ -71,6 +79,16 @@ async def create_count(
     uow.audit("cycle_count", count_id, "created", after=scope)
     uow.emit("wms.cycle_count.created", "cycle_count", count_id, scope, warehouse=warehouse)
     return await view(uow.conn, count_id)
+
+
+def _refuse_counted_elsewhere(count_id: int, location: str, sku: str, lot_code: str) -> None:
+    lot = f" lot {lot_code}" if lot_code else ""
+    raise ConflictError(
+        f"{location} {sku}{lot} is already in cycle count {count_id}, not yet approved: "
+        "approve that count first (two counts of the same stock would each apply its "
+        "difference)",
+        cycle_count=count_id, location=location, sku=sku, lot=api_lot(lot_code),
+    )  # fmt: skip
 
 
 async def record_results(
@@ -93,6 +111,10 @@ async def record_results(
         )
         line = by_place.get((place.id, item.id, lot_code))
         if line is None:
+            await store.lock_counting(uow.conn, count["warehouse_id"])
+            other = await store.count_holding(uow.conn, place.id, item.id, lot_code)
+            if other is not None:
+                _refuse_counted_elsewhere(other, place.code, item.sku, lot_code)
             line_no = await store.add_line(
                 uow.conn,
                 uow.tenant_id,

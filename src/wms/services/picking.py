@@ -397,7 +397,8 @@ async def _shortage(
 
 
 async def _flag_for_count(uow: UnitOfWork, task: dict[str, Any]) -> int:
-    """An open cycle count of the short location (an existing open one is reused)."""
+    """A cycle count of the short location (one not yet approved is reused)."""
+    await count_store.lock_counting(uow.conn, task["warehouse_id"])
     existing = await store.open_count_of(uow.conn, task["location_id"])
     if existing is not None:
         return existing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -24,10 +25,70 @@ async def insert_count(
     return int(row[0])
 
 
+# A stock key (location, product, lot) is in at most one count not yet approved: two
+# such counts would each measure the same difference and approval would apply it twice.
+_UNAPPROVED_LINE = (
+    "SELECT n.count_id FROM cycle_count_lines n JOIN cycle_counts c ON c.tenant_id = n.tenant_id "
+    "AND c.id = n.count_id WHERE c.status IN ('open', 'counted') "
+    "AND n.location_id = {location} AND n.product_id = {product} AND n.lot_code = {lot}"
+)
+
+
 _LINE_SCOPE_FILTERS = {
     "locations": "b.location_id = ANY(%(locations)s::bigint[])",
     "products": "b.product_id = ANY(%(products)s::bigint[])",
 }
+
+
+def _counting_key(warehouse_id: int) -> int:
+    digest = hashlib.blake2b(f"cycle-count\0{warehouse_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_counting(conn: AsyncConnection, warehouse_id: int) -> None:
+    """Serialise, per warehouse, the commands that put stock keys into counts (so the
+    check that a key is in no other unapproved count holds until they commit)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_counting_key(warehouse_id),))
+
+
+async def first_counted_elsewhere(
+    conn: AsyncConnection,
+    warehouse_id: int,
+    *,
+    location_ids: list[int] | None,
+    product_ids: list[int] | None,
+) -> dict[str, Any] | None:
+    """The first stock key of the scope already in an unapproved count, with that count."""
+    params = {"warehouse": warehouse_id, "locations": location_ids, "products": product_ids}
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(
+        "SELECT c.id AS count, l.code AS location, p.sku, b.lot_code "
+        "FROM inventory_balances b "
+        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+        "JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id "
+        "JOIN cycle_count_lines n ON n.tenant_id = b.tenant_id "
+        "AND n.location_id = b.location_id AND n.product_id = b.product_id "
+        "AND n.lot_code = b.lot_code "
+        "JOIN cycle_counts c ON c.tenant_id = n.tenant_id AND c.id = n.count_id "
+        "AND c.status IN ('open', 'counted') "
+        "WHERE b.warehouse_id = %(warehouse)s AND b.status = 'available' AND b.on_hand > 0 "
+        "AND " + filters.given(params, _LINE_SCOPE_FILTERS) + " "
+        "ORDER BY l.pick_sequence, l.code, p.sku, b.lot_code LIMIT 1",
+        params,
+    )
+    return await cursor.fetchone()
+
+
+async def count_holding(
+    conn: AsyncConnection, location_id: int, product_id: int, lot_code: str
+) -> int | None:
+    """The unapproved count that has a line for this stock key, if any."""
+    cursor = await conn.execute(
+        _UNAPPROVED_LINE.format(location="%s", product="%s", lot="%s") + " LIMIT 1",
+        (location_id, product_id, lot_code),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else None
 
 
 async def insert_lines(
@@ -39,7 +100,8 @@ async def insert_lines(
     location_ids: list[int] | None,
     product_ids: list[int] | None,
 ) -> None:
-    """One line per (location, product, lot) holding available stock in the scope."""
+    """One line per (location, product, lot) holding available stock in the scope, but
+    for the keys already in another unapproved count (callers hold ``lock_counting``)."""
     params = {
         "tenant": tenant_id,
         "count": count_id,
@@ -54,9 +116,12 @@ async def insert_lines(
         "b.location_id, b.product_id, b.lot_code FROM inventory_balances b "
         "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
         "WHERE b.warehouse_id = %(warehouse)s AND b.status = 'available' AND b.on_hand > 0 "
-        "AND " + filters.given(params, _LINE_SCOPE_FILTERS),
+        "AND NOT EXISTS ("
+        + _UNAPPROVED_LINE.format(location="b.location_id", product="b.product_id",
+                                  lot="b.lot_code")
+        + ") AND " + filters.given(params, _LINE_SCOPE_FILTERS),
         params,
-    )
+    )  # fmt: skip
 
 
 async def get_count(

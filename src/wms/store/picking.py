@@ -359,10 +359,11 @@ async def tasks(
 
 
 async def open_count_of(conn: AsyncConnection, location_id: int) -> int | None:
-    """An open cycle count already covering the location."""
+    """A cycle count not yet approved (open, or counted) already covering the location."""
     cursor = await conn.execute(
         "SELECT c.id FROM cycle_counts c JOIN cycle_count_lines n ON n.tenant_id = c.tenant_id "
-        "AND n.count_id = c.id WHERE c.status = 'open' AND n.location_id = %s LIMIT 1",
+        "AND n.count_id = c.id WHERE c.status IN ('open', 'counted') AND n.location_id = %s "
+        "LIMIT 1",
         (location_id,),
     )
     row = await cursor.fetchone()

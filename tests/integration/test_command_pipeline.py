@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 
 from tests.conftest import ApiClient, TenantKeys
+from tests.integration.stock_world import build_world
+from tests.integration.test_orders import order_body
 from wms.domain.roles import Role
 from wms.store import settings as settings_store
 
@@ -56,6 +58,23 @@ def test_a_key_reused_with_another_body_is_422_and_changes_nothing(
     assert other.status_code == 422
     assert other.json()["type"] == "https://wms.example/problems/idempotency-key-reused"
     assert count(database_url, "SELECT count(*) FROM wms.warehouses") == 1
+
+
+def test_a_key_reused_on_another_resource_is_422_and_changes_nothing(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    """Two body-less commands differ only by their path: the key's first answer is not
+    replayed for the second resource."""
+    build_world(api, tenant, database_url)
+    for number in ("SO-1", "SO-2"):
+        assert api.post("/orders", json=order_body(number)).status_code == 201
+    headers = {"Idempotency-Key": "cancel"}
+    assert api.post("/orders/SO-1/cancel", headers=headers).status_code == 200
+    assert api.post("/orders/SO-1/cancel", headers=headers).headers["idempotent-replayed"] == "true"
+    other = api.post("/orders/SO-2/cancel", headers=headers)
+    assert other.status_code == 422, other.text
+    assert other.json()["type"].endswith("/idempotency-key-reused")
+    assert api.get("/orders/SO-2").json()["status"] != "cancelled"
 
 
 def test_keys_are_scoped_per_tenant(api: ApiClient, make_tenant: Any) -> None:
@@ -194,6 +213,16 @@ def test_every_error_is_problem_json_with_the_right_status_and_type(api: ApiClie
             api.post(
                 "/warehouses",
                 content=b'{"code": "SP1",',
+                headers={"Content-Type": "application/json"},
+            ),
+            400,
+            "malformed-json",
+        ),
+        (
+            # Latin-1, not UTF-8: FastAPI cannot decode it (a 400 of its own, before JSON).
+            api.post(
+                "/warehouses",
+                content='{"code": "SP1", "name": "São", "timezone": "UTC"}'.encode("latin-1"),
                 headers={"Content-Type": "application/json"},
             ),
             400,

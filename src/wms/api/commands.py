@@ -78,7 +78,12 @@ class ConcurrentUpdateError(ConflictError):
 
 
 async def fingerprint(request: Request) -> bytes:
-    """SHA-256 of method, route template and the body as canonical JSON."""
+    """SHA-256 of method, route template, path parameters and the body as canonical JSON.
+
+    API.md names method, route template and body; the path's parameters are added: with
+    the template alone, a key reused on another order (``/orders/{number}/cancel`` for
+    SO-2 after SO-1, both without a body) replayed SO-1's answer and left SO-2 as it was.
+    """
     raw = await request.body()
     try:
         canonical = json.dumps(
@@ -86,7 +91,8 @@ async def fingerprint(request: Request) -> bytes:
         ).encode()
     except ValueError:
         canonical = raw
-    head = f"{request.method} {route_template(request.scope)}\n".encode()
+    path = json.dumps(request.path_params, sort_keys=True, ensure_ascii=False, default=str)
+    head = f"{request.method} {route_template(request.scope)} {path}\n".encode()
     return hashlib.sha256(head + canonical).digest()
 
 

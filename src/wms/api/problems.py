@@ -170,10 +170,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+        # 400: a body FastAPI could not even decode (not UTF-8, say), before any JSON error.
+        slug = {400: "malformed-json", 404: "not-found", 405: "method-not-allowed",
+                413: "payload-too-large"}.get(
             exc.status_code, "validation-error" if exc.status_code < 500 else "internal-error"
-        )
+        )  # fmt: skip
         detail = str(exc.detail) if exc.detail else PROBLEM_TYPES[slug].title
+        if exc.status_code == 400:
+            detail = "the request body is not valid JSON (JSON is UTF-8)"
         if exc.status_code == 404 and exc.detail == "Not Found":
             detail = f"no route or resource at {request.url.path}"
         headers = dict(exc.headers or {})

@@ -355,7 +355,8 @@ async def lock_candidates(
             "WHERE b.warehouse_id = %s AND b.product_id = ANY(%s) AND b.status = 'available' "
             "AND b.on_hand > b.allocated AND NOT b.id = ANY(%s::bigint[]) "
             "AND l.active AND l.code <> %s "
-            "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+            'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
+            'b.status COLLATE "C" '
             "FOR UPDATE OF b",
             (warehouse_id, product_ids, list(excluded_balances), excluded_location),
         )
@@ -412,7 +413,8 @@ async def release_all(conn: AsyncConnection, order_id: int) -> list[int]:
     cursor = await conn.execute(
         "SELECT b.id, b.product_id FROM inventory_balances b WHERE b.id IN "
         "(SELECT balance_id FROM allocations WHERE order_id = %s) "
-        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+        'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
+        'b.status COLLATE "C" '
         "FOR UPDATE OF b",
         (order_id,),
     )
@@ -461,7 +463,8 @@ async def lock_allocated_balances(conn: AsyncConnection, order_ids: Sequence[int
     await conn.execute(
         "SELECT 1 FROM inventory_balances b WHERE b.id IN (SELECT balance_id FROM allocations "
         "WHERE order_id = ANY(%s::bigint[])) "
-        "ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status "
+        'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
+        'b.status COLLATE "C" '
         "FOR UPDATE OF b",
         (list(order_ids),),
     )

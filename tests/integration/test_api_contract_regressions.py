@@ -138,3 +138,20 @@ def test_an_unknown_warehouse_in_a_path_is_404_on_every_route(api: ApiClient) ->
     ):
         assert answer.status_code == 404, answer.text
         assert answer.json()["type"].endswith("/not-found")
+
+
+def test_a_whole_body_check_points_at_the_member_to_fix(api: ApiClient) -> None:
+    # Was field "/", which as a JSON Pointer names a member called "".
+    cases = [
+        (api.put("/warehouses/SP1/locations/P-01/replenishment",
+                 json={"sku": "SKU-1", "min": 9, "max": 2}), "/min"),
+        (api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"],
+                                         "skus": ["SKU-1"]}), "/locations"),
+        (api.post("/pick-tasks/1/confirm", json={"location": "P-01", "quantity": 1}), "/sku"),
+        (api.post("/pick-tasks:confirm", json={"confirmations": [
+            {"task": 1, "location": "P-01", "sku": "SKU-1", "quantity": 1},
+            {"task": 2, "location": "P-01", "quantity": 1}]}), "/confirmations/1/sku"),
+    ]  # fmt: skip
+    for answer, field in cases:
+        assert answer.status_code == 422, answer.text
+        assert [error["field"] for error in answer.json()["errors"]] == [field], answer.text

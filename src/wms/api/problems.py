@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from wms.api.schemas import MemberError
 from wms.domain.errors import DomainError, FieldError
 from wms.store.database import DatabaseReadOnlyError
 
@@ -129,6 +130,9 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     errors = []
     for error in exc.errors():
         where, *path = error["loc"]
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, MemberError):
+            path.append(cause.member)
         if where == "body":
             field = json_pointer(tuple(path))
             errors.append({"field": field or "/", "message": error["msg"]})

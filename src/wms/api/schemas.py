@@ -15,6 +15,20 @@ ORDER_NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"
 TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 MAX_ID = 2**63 - 1  # ids are int64 (API.md)
 
+
+class MemberError(ValueError):
+    """A whole-object check's failure, pointing at the member to fix.
+
+    Raised from a model validator, where pydantic would locate the error at the object
+    itself (``/``, which as a JSON Pointer names a member called ""); the problem's
+    ``field`` then ends with ``member``.
+    """
+
+    def __init__(self, member: str, message: str) -> None:
+        super().__init__(message)
+        self.member = member
+
+
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 Name = Annotated[

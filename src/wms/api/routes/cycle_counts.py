@@ -12,7 +12,16 @@ from pydantic import Field, model_validator
 from wms.api.auth import Principal, PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routing import api_router, link, links
-from wms.api.schemas import Code, IdPath, RequestModel, ResponseModel, Sku, examples, text
+from wms.api.schemas import (
+    Code,
+    IdPath,
+    MemberError,
+    RequestModel,
+    ResponseModel,
+    Sku,
+    examples,
+    text,
+)
 from wms.domain.roles import Role
 from wms.services import cycle_counts as service
 from wms.services.cycle_counts import CountResult
@@ -33,7 +42,7 @@ class NewCycleCount(RequestModel):
     @model_validator(mode="after")
     def _one_scope(self) -> NewCycleCount:
         if (self.locations is None) == (self.skus is None):
-            raise ValueError("give either locations or skus")
+            raise MemberError("locations", "give either locations or skus")
         return self
 
 

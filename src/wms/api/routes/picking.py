@@ -19,6 +19,7 @@ from wms.api.schemas import (
     Code,
     IdPath,
     IdQuery,
+    MemberError,
     RequestModel,
     ResponseModel,
     examples,
@@ -88,7 +89,7 @@ class ScanIn(RequestModel):
     @model_validator(mode="after")
     def _names_product(self) -> ScanIn:
         if self.sku is None and self.barcode is None:
-            raise ValueError("give sku or barcode")
+            raise MemberError("sku", "give sku or barcode")
         return self
 
 

@@ -18,6 +18,7 @@ from wms.api.routing import api_router
 from wms.api.schemas import (
     CodePath,
     IdPath,
+    MemberError,
     RequestModel,
     ResponseModel,
     Sku,
@@ -57,7 +58,7 @@ class LevelIn(RequestModel):
     @model_validator(mode="after")
     def _ordered(self) -> LevelIn:
         if self.min > self.max:
-            raise ValueError("min must not exceed max")
+            raise MemberError("min", "must not exceed max")
         return self
 
 

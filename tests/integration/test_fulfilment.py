@@ -358,6 +358,26 @@ def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
     consistent(database_url)
 
 
+def test_cancelling_a_picked_order_puts_its_stock_back_from_staging(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    stock(api, "A-01", 5)
+    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 3}))
+    api.post("/orders/SO-1/allocate")
+    (task,) = released_wave(api, "SO-1")
+    assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    assert api.post("/orders/SO-1/cancel").json()["status"] == "cancelled"
+    assert on_hand(api)[("OUTBOUND", "SKU-1", None)] == (3, 0)
+    consistent(database_url)
+    (put_back,) = api.get("/replenishment-tasks", params={"kind": "put_back"}).json()["items"]
+    assert (put_back["from_location"], put_back["to_location"], put_back["quantity"]) == (
+        "OUTBOUND", "A-01", 3,
+    )  # fmt: skip
+    assert api.post(f"/replenishment-tasks/{put_back['id']}/confirm").status_code == 200
+    assert on_hand(api) == {("A-01", "SKU-1", None): (5, 0)}
+    consistent(database_url)
+
+
 def test_a_partial_put_back_leaves_a_task_for_the_rest(
     api: ApiClient, world: StockWorld, database_url: str
 ) -> None:

@@ -117,6 +117,25 @@ def test_the_openapi_document_describes_errors_headers_links_and_examples(
     assert "410" in document["paths"]["/api/v1/events"]["get"]["responses"]
 
 
+def test_response_statuses_are_enums_and_addresses_are_objects(test_client: TestClient) -> None:
+    """API.md: strict response models (enums for statuses, no free-form objects)."""
+    schemas = openapi(test_client)["components"]["schemas"]
+
+    def resolved(prop: dict[str, Any]) -> dict[str, Any]:
+        ref = prop.get("$ref", "")
+        return schemas[ref.rsplit("/", 1)[-1]] if ref else prop
+
+    for name, schema in schemas.items():
+        if name in {"Problem", "ImportProblem"}:
+            continue  # RFC 9457's status is the HTTP status, an integer
+        status = schema.get("properties", {}).get("status")
+        if status is not None:
+            assert {"enum", "const"} & set(resolved(status)), name
+    for name in ("Order", "ManifestOrder"):
+        ship_to = resolved(schemas[name]["properties"]["ship_to"])
+        assert {"name", "line1", "city", "postal_code", "country"} <= set(ship_to["required"])
+
+
 def test_batch_confirmations_refuse_task_ids_beyond_int64_with_a_pointer(api: ApiClient) -> None:
     too_big = 2**63
     for path, item in [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import Request
@@ -27,7 +28,23 @@ from wms.services import cycle_counts as service
 from wms.services.cycle_counts import CountResult
 
 router = api_router("cycle-counts")
-CountStatus = Annotated[str, Field(pattern="^(open|counted|approved|cancelled)$")]
+
+
+class CountStatus(StrEnum):
+    """The life of a count."""
+
+    OPEN = "open"
+    COUNTED = "counted"
+    APPROVED = "approved"
+    CANCELLED = "cancelled"
+
+
+class LineStatus(StrEnum):
+    """A line waits for its count, asks for a recount, or is counted."""
+
+    PENDING = "pending"
+    RECOUNT = "recount"
+    COUNTED = "counted"
 
 
 class NewCycleCount(RequestModel):
@@ -72,7 +89,7 @@ class CountLine(ResponseModel):
     location: str
     sku: str
     lot: str | None
-    status: str
+    status: LineStatus
     counted: int | None
     expected: int | None
     variance: int | None

@@ -50,6 +50,19 @@ class ShipTo(RequestModel):
     phone: Annotated[str | None, text(40)] = None
 
 
+class ShipToView(ResponseModel):
+    """Where the order goes, as taken (``ShipTo``'s fields)."""
+
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str | None = None
+    postal_code: str
+    country: str
+    phone: str | None = None
+
+
 class LineIn(RequestModel):
     """One line of a new order (``line`` defaults to its position, from 1)."""
 
@@ -133,7 +146,7 @@ class Order(ResponseModel):
     carrier_service: str | None
     priority: int
     ship_by: datetime | None
-    ship_to: dict[str, str | None]
+    ship_to: ShipToView
     status: OrderStatus
     created_at: datetime
     updated_at: datetime

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.routes.orders import ShipToView
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import IdPath, RequestModel, ResponseModel, examples, text, text_query
 from wms.services import shipments as service
@@ -59,7 +60,7 @@ class ManifestOrder(ResponseModel):
 
     number: str
     customer: str | None
-    ship_to: dict[str, str | None]
+    ship_to: ShipToView
     packages: int
     weight_kg: float
 

@@ -148,12 +148,16 @@ def test_batch_confirmations_refuse_task_ids_beyond_int64_with_a_pointer(api: Ap
         assert response.json()["errors"][0]["field"] == "/confirmations/0/task"
 
 
-def test_an_unknown_warehouse_in_a_path_is_404_on_every_route(api: ApiClient) -> None:
+def test_an_unknown_warehouse_in_a_path_or_a_report_s_query_is_404(api: ApiClient) -> None:
     # Was a 422 on the replenishment level, with a field (/warehouse) the body does not have.
     level = {"sku": "SKU-1", "min": 1, "max": 2}
     for answer in (
         api.put("/warehouses/NOPE/locations/P-01/replenishment", json=level),
         api.get("/warehouses/NOPE/locations"),
+        # The reports answer a query naming an unknown warehouse alike (manifests: 422).
+        api.get("/manifests", params={"warehouse": "NOPE", "date": "2026-12-01"}),
+        api.get("/reports/stock-summary", params={"warehouse": "NOPE"}),
+        api.get("/reports/kpis", params={"warehouse": "NOPE"}),
     ):
         assert answer.status_code == 404, answer.text
         assert answer.json()["type"].endswith("/not-found")

@@ -184,7 +184,8 @@ async def manifest(
     """Shipments dispatched on ``day`` (the warehouse's local date), by dispatch time."""
     found = await warehouse_store.get(conn, warehouse)
     if found is None:
-        raise FieldError("warehouse", f"no warehouse {warehouse}")
+        # As the stock and KPI reports answer a query naming an unknown warehouse.
+        raise NotFoundError(f"no warehouse {warehouse}")
     zone = ZoneInfo(found["timezone"])
     start = datetime.combine(day, time(0), zone)
     end = datetime.combine(day + timedelta(days=1), time(0), zone)

@@ -8,7 +8,7 @@ recount; approval turns each remaining variance into a ``cycle_count`` adjustmen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from psycopg import AsyncConnection
 
@@ -81,7 +81,7 @@ async def create_count(
     return await view(uow.conn, count_id)
 
 
-def _refuse_counted_elsewhere(count_id: int, location: str, sku: str, lot_code: str) -> None:
+def _refuse_counted_elsewhere(count_id: int, location: str, sku: str, lot_code: str) -> NoReturn:
     lot = f" lot {lot_code}" if lot_code else ""
     raise ConflictError(
         f"{location} {sku}{lot} is already in cycle count {count_id}, not yet approved: "

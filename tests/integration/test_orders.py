@@ -126,6 +126,34 @@ def test_a_short_order_is_backordered_and_filled_when_stock_arrives(
     allocations_match_balances(database_url)
 
 
+def test_stock_arriving_is_offered_to_a_backorder_without_waiting_for_others_balances(
+    api: ApiClient, world: StockWorld, tenant: TenantKeys, database_url: str
+) -> None:
+    """An arrival holds its own balance, then the waiting order's head; waiting there for
+    a candidate balance another arrival holds (which waits for the same head) would be a
+    deadlock. A held candidate is passed over; the arrival's own stock is offered."""
+    today = date.today()
+    # Free but too short-dated for the order: a candidate the plan then passes over.
+    stock(api, "A-02", 5, sku="LOT-1", lot="OLD", expiry=str(today + timedelta(days=5)))
+    api.post("/orders", json=order_body(
+        "SO-1", {"sku": "LOT-1", "quantity": 3, "min_shelf_life_days": 30}))  # fmt: skip
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "backordered"
+    with psycopg.connect(database_url) as other:
+        # Another transaction (a second arrival, say) holds the A-02 balance.
+        other.execute(
+            "SELECT 1 FROM wms.inventory_balances b JOIN wms.locations l ON l.id = b.location_id "
+            "WHERE b.tenant_id = %s AND l.code = 'A-02' FOR UPDATE OF b",
+            (tenant.tenant_id,),
+        )
+        stock(api, "A-01", 4, sku="LOT-1", lot="NEW", expiry=str(today + timedelta(days=90)))
+        other.rollback()
+    order = api.get("/orders/SO-1").json()
+    assert order["status"] == "allocated"
+    assert [(a["location"], a["lot"], a["quantity"])
+            for a in order["lines"][0]["allocations"]] == [("A-01", "NEW", 3)]  # fmt: skip
+    allocations_match_balances(database_url)
+
+
 def test_backorders_are_served_by_priority_then_age(api: ApiClient, world: StockWorld) -> None:
     api.post("/orders", json=order_body("OLD-5", {"sku": "SKU-1", "quantity": 3}, priority=5))
     api.post("/orders", json=order_body("NEW-1", {"sku": "SKU-1", "quantity": 3}, priority=1))

@@ -285,11 +285,18 @@ async def _allocate(
     if not needs:
         return False
     policy = BackorderPolicy(settings["backorder_policy"])
+    # A backorder is offered stock by a command that made some available: it holds that
+    # stock's balances, then the waiting orders' heads, before the candidates. Another
+    # such command (a second putaway of the product) may hold a candidate and wait for
+    # the same head: waiting for its balance would close the circle (a deadlock). Its
+    # balance is left out instead; that command offers its own stock once it has the
+    # head, and the offering command's own balances are never skipped.
     candidates = await store.lock_candidates(
         uow.conn,
         head["warehouse_id"],
         sorted({need.product_id for need in needs}),
         excluded_location=head["staging_location"],
+        skip_locked=backorder,
     )
     plan = plan_order(needs, candidates, policy)
     cancel_short = policy == BackorderPolicy.CANCEL_REMAINDER and bool(plan.short) and not backorder

@@ -334,6 +334,7 @@ async def lock_candidates(
     *,
     excluded_location: str,
     excluded_balances: Sequence[int] = (),
+    skip_locked: bool = False,
 ) -> list[Candidate]:
     """Lock the available balances of ``product_ids`` and return them as candidates.
 
@@ -342,6 +343,7 @@ async def lock_candidates(
     allocators cannot deadlock on each other. A balance whose free stock another
     transaction took while this one waited is re-checked and left out.
     ``excluded_balances`` are left out (a balance a picker has just found short).
+    ``skip_locked``: balances another transaction holds are left out, not waited for.
     """
     # Planned for its values: its generic plan, costed for any number of products, hashes
     # a scan of every location of the warehouse (tests/integration/test_query_plans.py).
@@ -357,7 +359,7 @@ async def lock_candidates(
             "AND l.active AND l.code <> %s "
             'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
             'b.status COLLATE "C" '
-            "FOR UPDATE OF b",
+            "FOR UPDATE OF b" + (" SKIP LOCKED" if skip_locked else ""),
             (warehouse_id, product_ids, list(excluded_balances), excluded_location),
         )
     return [Candidate(*row) for row in await cursor.fetchall()]

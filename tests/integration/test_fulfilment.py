@@ -358,6 +358,35 @@ def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
     consistent(database_url)
 
 
+def test_a_cancel_takes_the_order_s_tasks_before_its_head_as_a_pick_does(
+    api: ApiClient, world: StockWorld, tenant: TenantKeys, database_url: str
+) -> None:
+    """A pick locks its tasks, then their orders' heads. A cancel that locked the head
+    first, then waited for a task a pick held, deadlocked with that pick's next step."""
+    stock(api, "A-01", 5)
+    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 3}))
+    api.post("/orders/SO-1/allocate")
+    (task,) = released_wave(api, "SO-1")
+    with psycopg.connect(database_url) as picker, ThreadPoolExecutor(1) as pool:
+        # A pick's first step: its task, held.
+        picker.execute("SELECT 1 FROM wms.pick_tasks WHERE id = %s FOR NO KEY UPDATE",
+                       (task["id"],))  # fmt: skip
+        cancel = pool.submit(api.post, "/orders/SO-1/cancel")
+        deadline = time.monotonic() + 10
+        while sessions_waiting_for_a_lock(database_url) < 1:
+            assert time.monotonic() < deadline, "the cancel never waited for the task"
+            time.sleep(0.02)
+        # Its next step, the order's head: free, as the cancel waits for the task first
+        # (was a wait, then a deadlock, with the cancel holding the head).
+        picker.execute("SET LOCAL lock_timeout = '500ms'")
+        picker.execute("SELECT 1 FROM wms.orders WHERE tenant_id = %s AND number = 'SO-1' "
+                       "FOR UPDATE", (tenant.tenant_id,))  # fmt: skip
+        picker.commit()
+        assert cancel.result().status_code == 200
+    assert api.get("/orders/SO-1").json()["status"] == "cancelled"
+    consistent(database_url)
+
+
 def test_cancelling_a_picked_order_puts_its_stock_back_from_staging(
     api: ApiClient, world: StockWorld, database_url: str
 ) -> None:

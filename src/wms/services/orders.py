@@ -156,6 +156,10 @@ async def cancel_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
     A released order leaves its open pick tasks; stock already picked is released at the
     staging location and a put-back task brings it back where it was picked from.
     """
+    # The order's open tasks before its head: a pick locks its tasks, then their orders'
+    # heads; the other way round, a cancel and a pick of the same order deadlocked.
+    unlocked = await _head(uow, number)
+    await pick_store.lock_open_tasks_of(uow.conn, unlocked["id"])
     head = await _head(uow, number, for_update=True)
     if head["status"] not in CANCELLABLE_STATUSES:
         raise InvalidStateError(

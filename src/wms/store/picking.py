@@ -244,25 +244,33 @@ async def _add_allocated(
     )
 
 
-async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
-    """Take a cancelled order out of its open tasks; return the waves touched.
-
-    A task left with nothing to pick is cancelled.
-    """
+async def lock_open_tasks_of(conn: AsyncConnection, order_id: int) -> list[tuple[int, int]]:
+    """The order's open tasks with something to pick for it, as (task, wave), locked in
+    id order (as a pick locks them, before their orders' heads)."""
     cursor = await conn.execute(
         "SELECT DISTINCT t.id, t.wave_id FROM pick_tasks t JOIN pick_task_orders s "
         "ON s.tenant_id = t.tenant_id AND s.task_id = t.id WHERE s.order_id = %s "
         "AND t.status = 'open' AND s.quantity > 0 ORDER BY t.id",
         (order_id,),
     )
-    rows = await cursor.fetchall()
-    task_ids = [row[0] for row in rows]
+    rows = [(int(row[0]), int(row[1])) for row in await cursor.fetchall()]
+    if rows:
+        await conn.execute(
+            "SELECT 1 FROM pick_tasks WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+            ([task for task, _wave in rows],),
+        )
+    return rows
+
+
+async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
+    """Take a cancelled order out of its open tasks; return the waves touched.
+
+    A task left with nothing to pick is cancelled.
+    """
+    rows = await lock_open_tasks_of(conn, order_id)
+    task_ids = [task for task, _wave in rows]
     if not task_ids:
         return []
-    await conn.execute(
-        "SELECT 1 FROM pick_tasks WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
-        (task_ids,),
-    )
     await conn.execute(
         "UPDATE pick_tasks t SET quantity = t.quantity - s.q, "
         "status = CASE WHEN t.quantity = s.q THEN 'cancelled' ELSE t.status END "
@@ -275,7 +283,7 @@ async def withdraw_order(conn: AsyncConnection, order_id: int) -> list[int]:
         "AND task_id = ANY(%s::bigint[])",
         (order_id, task_ids),
     )
-    return sorted({int(row[1]) for row in rows})
+    return sorted({wave for _task, wave in rows})
 
 
 async def send_orders_with_open_tasks(

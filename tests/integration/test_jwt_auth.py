@@ -154,6 +154,12 @@ def test_a_role_claim_is_checked_against_the_matrix(
     assert call(oidc_client, reader) == 200
     body = {"code": "X", "name": "X", "timezone": "UTC"}
     assert call(oidc_client, reader, "POST", "/warehouses", json=body) == 403
+    # Roles whose rights do not contain each other: each opens its own routes (the
+    # strongest alone, operator, was kept before, and integration's POST /orders was 403).
+    both = make_token(keys, tenant, roles=["operator", "integration"])
+    assert call(oidc_client, both, "POST", "/orders", json={}) == 422  # past the role check
+    assert call(oidc_client, both, "POST", "/inventory/moves", json={}) == 422
+    assert call(oidc_client, both, "PATCH", "/settings", json={}) == 403  # neither's
 
 
 def test_unknown_kid_alg_none_and_hs_rs_confusion_are_refused(

@@ -50,6 +50,14 @@ class Principal:
     tenant_code: str
     role: Role
     actor: str
+    # A token may grant several roles whose rights do not contain each other (operator
+    # and integration): ``role`` is the most powerful, any of them may open a route.
+    other_roles: frozenset[Role] = frozenset()
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """Every role granted."""
+        return self.other_roles | {self.role}
 
 
 @dataclass(frozen=True)
@@ -160,10 +168,12 @@ async def authorize(request: Request) -> Principal:
         authenticator: ApiKeyAuthenticator = request.app.state.authenticator
         principal = await authenticator.authenticate(token)
     else:
-        tenant_id, tenant_code, role, subject = await tokens.principal(token)
-        principal = Principal(tenant_id, tenant_code, role, f"jwt:{subject}")
-    if principal.role not in allowed_roles(request.method, route_template(request.scope)):
-        raise ForbiddenError(f"role {principal.role} may not {request.method} this resource")
+        tenant_id, tenant_code, roles, subject = await tokens.principal(token)
+        principal = Principal(tenant_id, tenant_code, roles[0], f"jwt:{subject}",
+                              frozenset(roles[1:]))  # fmt: skip
+    if not principal.roles & allowed_roles(request.method, route_template(request.scope)):
+        granted = ", ".join(sorted(principal.roles))
+        raise ForbiddenError(f"role {granted} may not {request.method} this resource")
     limiter: RateLimiter = request.app.state.rate_limiter
     await limiter.check(principal.tenant_id, principal.actor)
     request.state.principal = principal

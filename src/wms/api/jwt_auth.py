@@ -127,20 +127,20 @@ class JwtAuthenticator:
             raise InvalidTokenError("the bearer token is invalid or expired") from None
         return claims
 
-    async def principal(self, token: str) -> tuple[int, str, Role, str]:
-        """(tenant id, tenant code, role, subject) of a valid token."""
+    async def principal(self, token: str) -> tuple[int, str, list[Role], str]:
+        """(tenant id, tenant code, roles most powerful first, subject) of a valid token."""
         claims = await self.verify(token)
         tenant_code = claims.get(self._tenant_claim)
         subject = claims.get(self._subject_claim)
         if not isinstance(tenant_code, str) or not isinstance(subject, str):
             raise InvalidTokenError("the bearer token names no tenant or subject")
-        role = best_role(claims.get(self._roles_claim))
-        if role is None:
+        roles = known_roles(claims.get(self._roles_claim))
+        if not roles:
             raise InvalidTokenError("the bearer token grants no known role")
         tenant_id = await self._tenant_id(tenant_code)
         if tenant_id is None:
             raise InvalidTokenError("the bearer token names an unknown tenant")
-        return tenant_id, tenant_code, role, subject
+        return tenant_id, tenant_code, roles, subject
 
     async def _tenant_id(self, code: str) -> int | None:
         now = time.monotonic()
@@ -156,10 +156,11 @@ class JwtAuthenticator:
         return found
 
 
-def best_role(value: object) -> Role | None:
-    """The most powerful known role in a claim that is a list or a space-separated string."""
+def known_roles(value: object) -> list[Role]:
+    """The known roles of a claim that is a list or a space-separated string, most
+    powerful first."""
     names = value.split() if isinstance(value, str) else value
     if not isinstance(names, list):
-        return None
+        return []
     granted = {str(name) for name in names}
-    return next((role for role in ROLE_PRECEDENCE if role.value in granted), None)
+    return [role for role in ROLE_PRECEDENCE if role.value in granted]

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from wms import __version__
 from wms.api import routes
-from wms.api.auth import ApiKeyAuthenticator
+from wms.api.auth import ApiKeyAuthenticator, authorize
 from wms.api.jwt_auth import JwksCache, JwtAuthenticator
 from wms.api.pagination import CursorCodec
 from wms.api.permissions import API_PREFIX, roles_text
@@ -117,7 +117,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     if settings.max_in_flight:
         app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight)
     app.add_middleware(RequestContextMiddleware)
-    install_problem_handlers(app)
+    install_problem_handlers(app, authorize)
     install_openapi(app)
     app.include_router(health.router)
     for router in routes.discover_routers():

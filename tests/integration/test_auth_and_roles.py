@@ -67,6 +67,24 @@ def test_without_a_credential_every_route_answers_401_problem(api: ApiClient) ->
         assert response.json()["type"].endswith("/unauthorized")
 
 
+def test_a_body_that_does_not_decode_is_refused_for_its_credential_first(
+    api: ApiClient, tenant: TenantKeys
+) -> None:
+    """FastAPI decodes a body before the routes' credential check: a broken body with no
+    (or a weak) credential answered 400, telling a stranger the route parses JSON."""
+    json_headers = {"Content-Type": "application/json"}
+    for body in (b'{"code": "SP1",', '{"name": "São"}'.encode("latin-1")):
+        anonymous = api.as_key(None).post("/warehouses", content=body, headers=json_headers)
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.json()["type"].endswith("/unauthorized")
+        reader = api.as_key(tenant.keys[Role.READONLY])
+        forbidden = reader.post("/warehouses", content=body, headers=json_headers)
+        assert forbidden.status_code == 403, forbidden.text
+        admitted = api.post("/warehouses", content=body, headers=json_headers)
+        assert admitted.status_code == 400, admitted.text
+        assert admitted.json()["type"].endswith("/malformed-json")
+
+
 @pytest.mark.parametrize(
     "token",
     [

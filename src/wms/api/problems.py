@@ -8,7 +8,7 @@ domain errors, and unexpected failures (500, without internals).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from wms.api.permissions import API_PREFIX
 from wms.api.schemas import MemberError
 from wms.domain.errors import DomainError, FieldError
 from wms.store.database import DatabaseReadOnlyError
@@ -169,11 +170,32 @@ def allowed_methods(routes: Iterable[BaseRoute], scope: Scope) -> set[str]:
     return methods
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error of ``app`` through the problem types above."""
+def install_problem_handlers(
+    app: FastAPI, authorize: Callable[[Request], Awaitable[object]] | None = None
+) -> None:
+    """Route every error of ``app`` through the problem types above; ``authorize`` (the
+    routes' credential check) answers first for a body refused before it ran."""
+
+    async def credential_first(request: Request) -> Response | None:
+        # FastAPI decodes a body before the route's dependencies run: a body that does not
+        # decode was refused before the credential was looked at. The credential's own
+        # problem (401, 403, 429) comes first, as for any other request.
+        if (
+            authorize is None
+            or hasattr(request.state, "principal")
+            or not request.url.path.startswith(API_PREFIX)
+        ):
+            return None
+        try:
+            await authorize(request)
+        except DomainError as exc:
+            return await domain_error(request, exc)
+        return None
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and (refused := await credential_first(request)) is not None:
+            return refused
         # 400: a body FastAPI could not even decode (not UTF-8, say), before any JSON error.
         slug = {400: "malformed-json", 404: "not-found", 405: "method-not-allowed",
                 413: "payload-too-large"}.get(
@@ -193,6 +215,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            if (refused := await credential_first(request)) is not None:
+                return refused
             return problem_response("malformed-json", "the request body is not valid JSON")
         errors = validation_errors(exc)
         return problem_response(

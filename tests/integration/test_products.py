@@ -495,6 +495,16 @@ def test_an_import_body_that_is_not_json_or_utf8_is_refused(api: ApiClient) -> N
     assert no_envelope.status_code == 422
 
 
+def test_a_csv_cell_too_large_or_too_deep_is_a_row_error_not_a_500(api: ApiClient) -> None:
+    huge = import_csv(api, "sku,description\nSKU-1," + "x" * 200_000 + "\n")
+    assert huge.status_code == 422, huge.text
+    assert huge.json()["row_errors"][0]["line"] == 2
+    deep = import_csv(api, "sku,description,uoms\nSKU-1,Widget," + "[" * 100_000 + "\n")
+    assert deep.status_code == 422, deep.text
+    assert [(e["line"], e["field"]) for e in deep.json()["row_errors"]] == [(2, "uoms")]
+    assert all_skus(api) == []
+
+
 def test_an_import_writes_one_audit_row_and_one_event(
     api: ApiClient, tenant: TenantKeys, database_url: str
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -362,12 +363,13 @@ def _csv_rows(raw: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
         error = {"line": line, "field": "", "message": "the file is not UTF-8 text"}
         raise ImportRejectedError("the file is not UTF-8 text", [error]) from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    columns = [name.strip() for name in next(reader, [])]
+    records = _records(reader)
+    columns = [name.strip() for name in next(records, [])]
     _check_header(columns)
     rows: list[ImportRow] = []
     errors: list[dict[str, object]] = []
     last_line = reader.line_num
-    for record in reader:
+    for record in records:
         line, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in record):
             continue  # blank lines are not rows
@@ -390,6 +392,16 @@ def _csv_rows(raw: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
     return rows, errors
 
 
+def _records(reader: Any) -> Iterator[list[str]]:
+    """The reader's records; a file the csv module cannot read (a cell over its size
+    limit, say) is rejected at the line it reached, not answered with a 500."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        error = {"line": reader.line_num, "field": "", "message": str(exc)}
+        raise ImportRejectedError("the CSV file is malformed", [error]) from None
+
+
 def _check_header(columns: list[str]) -> None:
     """Refuse a header with unknown, repeated or missing required columns."""
     known = NewProduct.model_fields
@@ -410,7 +422,7 @@ def _cell(column: str, cell: str) -> object:
     if column == "uoms":
         try:
             return json.loads(cell)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested too deep
             raise ValueError(
                 'must be a JSON array such as [{"code": "CS", "factor": 12}]'
             ) from None

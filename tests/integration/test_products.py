@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 
 from tests.conftest import ApiClient, TenantKeys
+from tests.integration.stock_world import build_world
+from tests.integration.test_orders import stock
 from wms.domain.roles import Role
 
 PROBLEM = "https://wms.example/problems/"
@@ -563,3 +565,22 @@ def test_an_empty_import_changes_nothing(api: ApiClient) -> None:
     response = api.post("/products:import", json={"products": []})
 
     assert response.json() == {"created": 0, "updated": 0, "unchanged": 0}
+
+
+def test_lot_tracking_does_not_change_under_stock(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    """Stock is stored under a lot ('' untracked): flipped under it, every later move or
+    adjustment of that stock would have to name a lot it cannot."""
+    build_world(api, tenant, database_url)
+    stock(api, "A-01", 10)  # SKU-1 is not lot-tracked
+    refused = api.patch("/products/SKU-1", json={"lot_tracked": True})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"].endswith("/conflict")
+    imported = api.post("/products:import", json={"products": [
+        {"sku": "SKU-1", "description": "Widget", "lot_tracked": True}]})  # fmt: skip
+    assert imported.status_code == 422, imported.text
+    assert [e["field"] for e in imported.json()["row_errors"]] == ["/products/0/lot_tracked"]
+    assert api.get("/products/SKU-1").json()["lot_tracked"] is False
+    stock(api, "A-01", -10)  # the stock is still reachable, and once gone the flag may change
+    assert api.patch("/products/SKU-1", json={"lot_tracked": True}).status_code == 200

@@ -105,6 +105,14 @@ async def create_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[st
     return created
 
 
+# Stock is stored under a lot ('' when not lot-tracked); flipping the flag under it would
+# make every later move, adjustment or confirmation of that stock name a lot it cannot.
+LOT_TRACKING_LOCKED = (
+    "product {sku} has stock on hand or open tasks: lot tracking changes only while it has "
+    "none (move or adjust the stock out, finish the tasks)"
+)
+
+
 async def update_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[str, Any]:
     """Change the fields given; ``barcodes`` and ``uoms`` when given replace the lists."""
     row = await store.get(uow.conn, sku, for_update=True)
@@ -116,6 +124,10 @@ async def update_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[st
     plan = _Plan()
     if not plan.add(row["id"], current, product):
         return before
+    if product.lot_tracked != current.lot_tracked and await store.with_stock_or_tasks(
+        uow.conn, [row["id"]]
+    ):
+        raise ConflictError(LOT_TRACKING_LOCKED.format(sku=sku), sku=sku)
     claims = product.barcode_claims(
         product_barcodes="barcodes" in changes, uom_barcodes="uoms" in changes
     )
@@ -142,9 +154,12 @@ async def import_products(
         row_errors.append(_row_error(rows[again], "/sku", message))
     existing = await store.get_many(uow.conn, [r.sku for r in rows])
     plan, claims, given = _Plan(), [], {}
+    flipped: dict[int, ImportRow] = {}  # existing products whose lot tracking changes
     for index, row in enumerate(rows):
         product_id, current = existing.get(row.sku, (None, Product(sku=row.sku, description="")))
         product = current.changed(row.changes)
+        if product_id is not None and product.lot_tracked != current.lot_tracked:
+            flipped[product_id] = row
         row_errors += [_row_error(row, ptr, msg) for ptr, msg in product_errors(product)]
         given[row.sku] = Rewrite("barcodes" in row.changes, "uoms" in row.changes)
         for barcode, ptr in product.barcode_claims(
@@ -152,6 +167,9 @@ async def import_products(
         ):
             claims.append(BarcodeClaim(barcode, row.sku, index, ptr))
         plan.add(product_id, current, product)
+    for product_id in await store.with_stock_or_tasks(uow.conn, sorted(flipped)):
+        row = flipped[product_id]
+        row_errors.append(_row_error(row, "/lot_tracked", LOT_TRACKING_LOCKED.format(sku=row.sku)))
     for claim, first_claim in duplicate_claims(claims):
         message = f"barcode {claim.barcode} is also on line {rows[first_claim.row].line}"
         row_errors.append(_row_error(rows[claim.row], claim.pointer, message))

@@ -200,6 +200,25 @@ async def barcode_owners(
     return {barcode: BarcodeOwner(sku, uom) for barcode, sku, uom in await cursor.fetchall()}
 
 
+async def with_stock_or_tasks(conn: AsyncConnection, product_ids: Sequence[int]) -> set[int]:
+    """Those of the products with stock on hand or an open putaway, pick or replenishment
+    task: what a change of lot tracking would strand (stored under the other lot style)."""
+    if not product_ids:
+        return set()
+    cursor = await conn.execute(
+        "SELECT p.id FROM unnest(%s::bigint[]) AS p(id) WHERE "
+        "EXISTS (SELECT 1 FROM inventory_balances b WHERE b.product_id = p.id "
+        "AND b.on_hand > 0) "
+        "OR EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.product_id = p.id "
+        "AND t.status = 'open') "
+        "OR EXISTS (SELECT 1 FROM pick_tasks t WHERE t.product_id = p.id AND t.status = 'open') "
+        "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.product_id = p.id "
+        "AND t.status = 'open')",
+        (list(product_ids),),
+    )
+    return {int(row[0]) for row in await cursor.fetchall()}
+
+
 async def insert_products(
     conn: AsyncConnection, tenant_id: int, products: Sequence[Product]
 ) -> dict[str, int]:

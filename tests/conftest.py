@@ -10,6 +10,7 @@ once per worker, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -224,3 +225,11 @@ def sessions_waiting_for_a_lock(url: str) -> int:
             "AND wait_event_type = 'Lock'"
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def until_sessions_wait_for_locks(url: str, count: int, what: str) -> None:
+    """Return once ``count`` sessions of this database wait for a lock (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while sessions_waiting_for_a_lock(url) < count:
+        assert time.monotonic() < deadline, f"{what}: {count} lock wait(s) never came"
+        time.sleep(0.02)

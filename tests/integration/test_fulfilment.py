@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -11,7 +10,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ApiClient, TenantKeys, sessions_waiting_for_a_lock
+from tests.conftest import ApiClient, TenantKeys, until_sessions_wait_for_locks
 from tests.integration.stock_world import StockWorld, build_world
 from tests.integration.test_no_oversell import in_parallel
 from tests.integration.test_orders import allocations_match_balances, order_body, stock
@@ -239,6 +238,14 @@ def released_wave(api: ApiClient, *numbers: str) -> list[dict[str, Any]]:
     return tasks_of(api, wave["id"])
 
 
+def picked(api: ApiClient, number: str, quantity: int) -> None:
+    """Order ``number`` of ``quantity`` SKU-1 taken, allocated, released and picked."""
+    api.post("/orders", json=order_body(number, {"sku": "SKU-1", "quantity": quantity}))
+    api.post(f"/orders/{number}/allocate")
+    (task,) = released_wave(api, number)
+    assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+
+
 def test_bad_picks_packs_dispatches_and_cancellations_are_clear_errors_that_change_nothing(
     api: ApiClient, world: StockWorld, database_url: str
 ) -> None:
@@ -325,12 +332,6 @@ def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
     shipment = api.post("/shipments", json={"orders": ["SO-1", "SO-2"], "carrier": "CORREIOS",
                                             "tracking_number": "T1"}).json()  # fmt: skip
 
-    def until_waiting(count: int) -> None:
-        deadline = time.monotonic() + 10
-        while sessions_waiting_for_a_lock(database_url) < count:
-            assert time.monotonic() < deadline, f"{count} lock waits never came"
-            time.sleep(0.02)
-
     patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
     with (
         TestClient(create_app(patient)) as client,
@@ -342,9 +343,10 @@ def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
         # the cancel stops after its changes (the order locked), before its commit.
         blocker.execute("SELECT 1 FROM wms.tenants WHERE id = %s FOR UPDATE", (tenant.tenant_id,))
         cancel = pool.submit(admin.post, "/orders/SO-1/cancel")
-        until_waiting(1)
+        until_sessions_wait_for_locks(database_url, 1, "the cancel")
         dispatch = pool.submit(admin.post, f"/shipments/{shipment['id']}/dispatch")
-        until_waiting(2)  # dispatch has read both orders and waits for SO-1's lock
+        # Dispatch has read both orders and waits for SO-1's lock.
+        until_sessions_wait_for_locks(database_url, 2, "the dispatch")
         blocker.rollback()
         cancelled, dispatched = cancel.result(), dispatch.result()
     assert cancelled.status_code == 200, cancelled.text
@@ -372,10 +374,7 @@ def test_a_cancel_takes_the_order_s_tasks_before_its_head_as_a_pick_does(
         picker.execute("SELECT 1 FROM wms.pick_tasks WHERE id = %s FOR NO KEY UPDATE",
                        (task["id"],))  # fmt: skip
         cancel = pool.submit(api.post, "/orders/SO-1/cancel")
-        deadline = time.monotonic() + 10
-        while sessions_waiting_for_a_lock(database_url) < 1:
-            assert time.monotonic() < deadline, "the cancel never waited for the task"
-            time.sleep(0.02)
+        until_sessions_wait_for_locks(database_url, 1, "the cancel, for the task")
         # Its next step, the order's head: free, as the cancel waits for the task first
         # (was a wait, then a deadlock, with the cancel holding the head).
         picker.execute("SET LOCAL lock_timeout = '500ms'")
@@ -391,10 +390,7 @@ def test_cancelling_a_picked_order_puts_its_stock_back_from_staging(
     api: ApiClient, world: StockWorld, database_url: str
 ) -> None:
     stock(api, "A-01", 5)
-    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 3}))
-    api.post("/orders/SO-1/allocate")
-    (task,) = released_wave(api, "SO-1")
-    assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    picked(api, "SO-1", 3)
     assert api.post("/orders/SO-1/cancel").json()["status"] == "cancelled"
     assert on_hand(api)[("OUTBOUND", "SKU-1", None)] == (3, 0)
     consistent(database_url)
@@ -412,10 +408,7 @@ def test_a_partial_put_back_leaves_a_task_for_the_rest(
 ) -> None:
     """Staged stock is never allocated: what a put-back leaves there gets its own task."""
     stock(api, "A-01", 10)
-    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 10}))
-    api.post("/orders/SO-1/allocate")
-    (task,) = released_wave(api, "SO-1")
-    assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    picked(api, "SO-1", 10)
     assert api.post("/orders/SO-1/cancel").status_code == 200
     (first,) = api.get("/replenishment-tasks", params={"kind": "put_back"}).json()["items"]
     moved = api.post(f"/replenishment-tasks/{first['id']}/confirm", json={"quantity": 6})

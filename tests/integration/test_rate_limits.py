@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from tests.conftest import ApiClient, TenantKeys, sessions_waiting_for_a_lock
+from tests.conftest import ApiClient, TenantKeys, until_sessions_wait_for_locks
 from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
@@ -139,10 +139,7 @@ def test_past_max_in_flight_requests_are_refused_at_once_and_health_still_answer
             # Two reads held in flight: they wait for a table another session locked.
             locker.execute("LOCK TABLE wms.warehouses IN ACCESS EXCLUSIVE MODE")
             held = [pool.submit(admin.get, "/warehouses") for _ in range(2)]
-            deadline = time.monotonic() + 10
-            while sessions_waiting_for_a_lock(database_url) < 2:
-                assert time.monotonic() < deadline, "the two reads never reached the lock"
-                time.sleep(0.02)
+            until_sessions_wait_for_locks(database_url, 2, "the two reads")
             refused = admin.get("/warehouses")
             assert refused.status_code == 503
             assert refused.headers["content-type"] == "application/problem+json"

@@ -25,11 +25,12 @@ async def insert_count(
     return int(row[0])
 
 
+UNAPPROVED_STATUSES = "('open', 'counted')"  # a count not yet approved, as SQL
 # A stock key (location, product, lot) is in at most one count not yet approved: two
 # such counts would each measure the same difference and approval would apply it twice.
 _UNAPPROVED_LINE = (
     "SELECT n.count_id FROM cycle_count_lines n JOIN cycle_counts c ON c.tenant_id = n.tenant_id "
-    "AND c.id = n.count_id WHERE c.status IN ('open', 'counted') "
+    "AND c.id = n.count_id WHERE c.status IN " + UNAPPROVED_STATUSES + " "
     "AND n.location_id = {location} AND n.product_id = {product} AND n.lot_code = {lot}"
 )
 
@@ -62,15 +63,15 @@ async def first_counted_elsewhere(
     params = {"warehouse": warehouse_id, "locations": location_ids, "products": product_ids}
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        "SELECT c.id AS count, l.code AS location, p.sku, b.lot_code "
+        "SELECT counted.count_id AS count, l.code AS location, p.sku, b.lot_code "
         "FROM inventory_balances b "
         "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
         "JOIN products p ON p.tenant_id = b.tenant_id AND p.id = b.product_id "
-        "JOIN cycle_count_lines n ON n.tenant_id = b.tenant_id "
-        "AND n.location_id = b.location_id AND n.product_id = b.product_id "
-        "AND n.lot_code = b.lot_code "
-        "JOIN cycle_counts c ON c.tenant_id = n.tenant_id AND c.id = n.count_id "
-        "AND c.status IN ('open', 'counted') "
+        "JOIN LATERAL ("
+        + _UNAPPROVED_LINE.format(
+            location="b.location_id", product="b.product_id", lot="b.lot_code"
+        )
+        + " LIMIT 1) counted ON true "
         "WHERE b.warehouse_id = %(warehouse)s AND b.status = 'available' AND b.on_hand > 0 "
         "AND " + filters.given(params, _LINE_SCOPE_FILTERS) + " "
         "ORDER BY l.pick_sequence, l.code, p.sku, b.lot_code LIMIT 1",

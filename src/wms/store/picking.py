@@ -12,6 +12,7 @@ from wms.domain.waves import Place, Share
 from wms.store import filters
 from wms.store import inventory as stock_store
 from wms.store import orders as order_store
+from wms.store.cycle_counts import UNAPPROVED_STATUSES
 
 
 async def insert_task(
@@ -370,7 +371,8 @@ async def open_count_of(conn: AsyncConnection, location_id: int) -> int | None:
     """A cycle count not yet approved (open, or counted) already covering the location."""
     cursor = await conn.execute(
         "SELECT c.id FROM cycle_counts c JOIN cycle_count_lines n ON n.tenant_id = c.tenant_id "
-        "AND n.count_id = c.id WHERE c.status IN ('open', 'counted') AND n.location_id = %s "
+        "AND n.count_id = c.id WHERE c.status IN " + UNAPPROVED_STATUSES + " "
+        "AND n.location_id = %s "
         "LIMIT 1",
         (location_id,),
     )

@@ -109,6 +109,15 @@ def database_url(postgres_server: PostgresServer, template_database: str) -> Ite
 
 
 @pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
+    """The environment an in-process ``wms-server`` command reads: this test's database."""
+    assert settings.database_url is not None
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("WMS_DATA_DIR", str(settings.data_dir))
+    return settings
+
+
+@pytest.fixture
 def empty_database_url(postgres_server: PostgresServer) -> Iterator[str]:
     """URL of a fresh database with nothing in it (for migration tests)."""
     name = postgres_server.create_database()

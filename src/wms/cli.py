@@ -1,5 +1,5 @@
 """The ``wms-server`` command line: serve (the default), health, migrate, worker, backup,
-restore, archive, tenant and apikey administration.
+restore, archive, tenant and apikey administration, parked events.
 
 Every user mistake ends in one line on stderr and a non-zero exit (2 for bad usage or
 configuration), never a traceback.
@@ -12,6 +12,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
@@ -24,6 +25,7 @@ from wms import __version__
 from wms.config import ConfigError, Settings, load_settings
 from wms.domain.errors import DomainError
 from wms.domain.roles import Role
+from wms.events import outbox_sql
 from wms.ops import archive as archival
 from wms.ops import backup as backups
 from wms.ops.archive import DEFAULT_RETENTION_MONTHS, ArchiveError
@@ -163,7 +165,10 @@ def worker() -> None:
     """Relay the outbox to Kafka, take in orders from it; prune events, add partitions."""
     import asyncio  # noqa: PLC0415 - only the worker runs an event loop here
 
-    from wms.events.worker import run_worker  # noqa: PLC0415 - Kafka loads only to work
+    from wms.events.worker import (  # noqa: PLC0415 - Kafka loads only to work
+        WorkerFailedError,
+        run_worker,
+    )
     from wms.ops.metrics import start_metrics_server  # noqa: PLC0415
 
     settings = load_settings()
@@ -174,6 +179,8 @@ def worker() -> None:
         metrics = start_metrics_server(ready_settings.metrics_port, ready_settings.host)
         try:
             asyncio.run(run_worker(ready_settings))
+        except WorkerFailedError as exc:
+            raise CommandError(str(exc)) from None
         finally:
             if metrics is not None:
                 metrics.shutdown()
@@ -405,6 +412,37 @@ def apikey_revoke(key_id: str) -> None:
     with admin_session() as (_settings, conn):
         tenants.revoke_api_key(conn, key_id)
     click.echo(f"revoked {key_id}")
+
+
+@cli.group()
+def events() -> None:
+    """Outbox events the relay parked because Kafka refused them for good."""
+
+
+@events.command("parked")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def events_parked(limit: int) -> None:
+    """List parked events, oldest first, with Kafka's reason."""
+    with admin_session() as (_settings, conn):
+        rows = outbox_sql.parked(conn, limit=limit)
+    click.echo("tenant\tevent_id\ttype\tsubject\toccurred_at\tparked_at\treason")
+    for row in rows:
+        click.echo("\t".join(str(value) for value in row))
+
+
+@events.command("requeue")
+@click.argument("event_ids", nargs=-1, type=click.UUID)
+@click.option("--all", "every", is_flag=True, help="Requeue every parked event.")
+def events_requeue(event_ids: tuple[uuid.UUID, ...], every: bool) -> None:
+    """Give parked events back to the relay (after raising the limit that refused them).
+
+    A requeued event reaches Kafka after the later events of its key, which went on.
+    """
+    if every == bool(event_ids):
+        raise click.UsageError("name the event ids to requeue, or pass --all")
+    with admin_session() as (_settings, conn):
+        count = outbox_sql.requeue(conn, None if every else list(event_ids))
+    click.echo(f"requeued {count} event(s)")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

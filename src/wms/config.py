@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(
         500, ge=1, le=10000, validation_alias=_env("WMS_RELAY_BATCH_SIZE")
     )
+    # librdkafka's default; the topic's max.message.bytes (broker default 1,048,588) must
+    # be at least this, or the broker refuses what the producer let through.
+    kafka_message_max_bytes: int = Field(
+        1_000_000, ge=1000, le=1_000_000_000, validation_alias=_env("WMS_KAFKA_MESSAGE_MAX_BYTES")
+    )
     worker_poll_seconds: float = Field(
         2.0, gt=0, le=300, validation_alias=_env("WMS_WORKER_POLL_SECONDS")
     )

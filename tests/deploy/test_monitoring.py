@@ -105,9 +105,18 @@ def test_every_alert_is_routable_and_documented() -> None:
         assert annotations["description"], name
         url = annotations["runbook_url"]
         assert url.startswith(RUNBOOK_BASE), f"{name}: {url}"
-        runbook = REPO / url.removeprefix(RUNBOOK_BASE)
+        path, _, anchor = url.removeprefix(RUNBOOK_BASE).partition("#")
+        runbook = REPO / path
         assert runbook.is_file(), f"{name}: {url} names no file in the repository"
-        assert name in runbook.read_text(), f"{runbook} does not mention {name}"
+        text = runbook.read_text()
+        assert name in text, f"{runbook} does not mention {name}"
+        if anchor:  # GitHub's heading anchors: lower case, spaces to hyphens
+            headings = {
+                line.lstrip("#").strip().lower().replace(" ", "-")
+                for line in text.splitlines()
+                if line.startswith("#")
+            }
+            assert anchor in headings, f"{name}: {runbook} has no heading #{anchor}"
 
 
 def test_rule_groups_leave_the_interval_to_prometheus() -> None:

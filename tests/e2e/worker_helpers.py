@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tests.e2e.conftest import WMS_SERVER, Launch, ServerProcess, http_get, server_env
+from tests.integration.kafka_fixtures import Broker
+from wms.events import kafka, outbox_sql
+from wms.events.relay import Relay, admin_connect
 
 
 def start_worker(
@@ -62,28 +67,40 @@ def wait_until(
     raise AssertionError(f"condition not met within {timeout} s\n{log}")
 
 
+def write_events(
+    database_url: str,
+    tenant_id: int,
+    events: list[tuple[str, dict[str, object]]],
+    *,
+    age_days: int = 0,
+) -> list[uuid.UUID]:
+    """Commit one test event per ``(aggregate id, data)``, in order, in one transaction."""
+    ids = [uuid.uuid4() for _ in events]
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        conn.execute("SELECT set_config('role', 'wms_app', true)")
+        conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO wms.outbox (tenant_id, event_id, type, source, subject, "
+                "aggregate, aggregate_id, data, occurred_at) VALUES (%s, %s, "
+                "'wms.test.sequenced', '/wms/local/-', %s, 'test', %s, %s, now() - %s)",
+                [
+                    (tenant_id, event_id, f"test/{key}", key, Jsonb(data), timedelta(days=age_days))
+                    for event_id, (key, data) in zip(ids, events, strict=True)
+                ],
+            )
+    return ids
+
+
 def seed_events(
     database_url: str, tenant_id: int, *, keys: int, per_key: int, per_tx: int, start: int = 0
 ) -> None:
     """Commit ``keys × per_key`` events, ``per_tx`` per transaction, each key's in ``seq`` order."""
-    rows = [
-        (f"agg{k}", seq) for seq in range(start, start + per_key) for k in range(keys)
+    rows: list[tuple[str, dict[str, object]]] = [
+        (f"agg{k}", {"seq": seq}) for seq in range(start, start + per_key) for k in range(keys)
     ]  # interleaved keys, ascending seq per key
-    with psycopg.connect(database_url, autocommit=False) as conn:
-        for first in range(0, len(rows), per_tx):
-            with conn.transaction():
-                conn.execute("SELECT set_config('role', 'wms_app', true)")
-                conn.execute("SELECT set_config('app.tenant_id', %s, true)", (str(tenant_id),))
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO wms.outbox (tenant_id, event_id, type, source, subject, "
-                        "aggregate, aggregate_id, data) VALUES (%s, %s, 'wms.test.sequenced', "
-                        "'/wms/local/-', %s, 'test', %s, %s)",
-                        [
-                            (tenant_id, uuid.uuid4(), f"test/{key}", key, Jsonb({"seq": seq}))
-                            for key, seq in rows[first : first + per_tx]
-                        ],
-                    )
+    for first in range(0, len(rows), per_tx):
+        write_events(database_url, tenant_id, rows[first : first + per_tx])
 
 
 def counts(database_url: str) -> tuple[int, int]:
@@ -105,3 +122,38 @@ def dedup_in_key_order(records: list[dict[str, Any]]) -> dict[str, list[int]]:
         seen.add(event["id"])
         applied[record["key"]].append(event["data"]["seq"])
     return applied
+
+
+def relay_once(database_url: str, broker: Broker) -> int:
+    """One relay pass of every shard, as a worker makes it."""
+
+    async def _run() -> int:
+        relay = Relay(
+            admin_url=database_url,
+            producer=kafka.producer(broker.url),
+            stop=asyncio.Event(),
+            shard_count=4,
+        )
+        try:
+            await relay._connect()
+            await relay._rebalance()
+            return await relay.relay_once()
+        finally:
+            await relay.close()
+
+    return asyncio.run(_run())
+
+
+def prune(database_url: str, *, published_only: bool) -> int:
+    """One retention pass (168 hours, up to 100 events), as the worker makes it."""
+
+    async def run_prune() -> int:
+        conn = await admin_connect(database_url)
+        try:
+            return await outbox_sql.prune(
+                conn, retention_hours=168, limit=100, published_only=published_only
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(run_prune())

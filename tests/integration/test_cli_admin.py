@@ -9,20 +9,12 @@ from wms.cli import cli, run_cli
 from wms.config import Settings
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Settings:
-    assert settings.database_url is not None
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("WMS_DATA_DIR", str(settings.data_dir))
-    return settings
-
-
 def run(argv: list[str]) -> int:
     return run_cli(cli.main, argv)
 
 
 def test_tenant_and_key_lifecycle(
-    env: Settings, capsys: pytest.CaptureFixture[str], test_client: TestClient
+    cli_env: Settings, capsys: pytest.CaptureFixture[str], test_client: TestClient
 ) -> None:
     assert run(["tenant", "create", "acme", "--name", "ACME Retail"]) == 0
     assert capsys.readouterr().out == "acme\n"
@@ -55,7 +47,7 @@ def test_tenant_and_key_lifecycle(
 
 
 def test_key_commands_name_an_unknown_tenant_or_role_in_one_line(
-    env: Settings, capsys: pytest.CaptureFixture[str]
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(["apikey", "create", "--tenant", "ghost", "--role", "admin"]) == 1
     assert capsys.readouterr().err == "wms-server: no tenant ghost\n"
@@ -66,7 +58,7 @@ def test_key_commands_name_an_unknown_tenant_or_role_in_one_line(
 
 
 def test_an_expiry_date_is_accepted_and_shown(
-    env: Settings, capsys: pytest.CaptureFixture[str]
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run(["tenant", "create", "exp", "--name", "Expiring"])
     assert run(["apikey", "create", "--tenant", "exp", "--role", "readonly",

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from tests.conftest import ApiClient, TenantKeys
+from tests.e2e.worker_helpers import prune, relay_once
 from tests.integration.kafka_fixtures import Broker
-from wms.events import kafka
-from wms.events.relay import Relay
-
-
-def relay_once(database_url: str, broker: Broker) -> int:
-    """One relay pass of every shard, as a worker makes it."""
-
-    async def _run() -> int:
-        relay = Relay(
-            admin_url=database_url,
-            producer=kafka.producer(broker.url),
-            stop=asyncio.Event(),
-            shard_count=4,
-        )
-        try:
-            await relay._connect()
-            await relay._rebalance()
-            return await relay.relay_once()
-        finally:
-            await relay.close()
-
-    return asyncio.run(_run())
 
 
 def open_long_transaction(database_url: str, tenant: TenantKeys) -> psycopg.Connection:
@@ -108,17 +86,7 @@ def test_the_feed_answers_410_for_a_cursor_before_pruned_events(
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE wms.outbox SET occurred_at = now() - interval '30 days'")
 
-    async def prune() -> int:
-        from wms.events import outbox_sql
-        from wms.events.relay import admin_connect
-
-        conn = await admin_connect(database_url)
-        try:
-            return await outbox_sql.prune(conn, retention_hours=168, limit=100)
-        finally:
-            await conn.close()
-
-    assert asyncio.run(prune()) == 2
+    assert prune(database_url, published_only=False) == 2
     response = api.get("/events", params={"cursor": start})
     assert response.status_code == 410
     assert response.json()["type"].endswith("/cursor-expired")

@@ -37,6 +37,7 @@ from wms.ops.metrics import COMMAND_DURATION, DB_TRANSACTION_DURATION
 from wms.ops.middleware import route_template
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache, idempotency
+from wms.store.database import constraint_conflict
 from wms.store.tenancy import tenant_transaction
 
 log = structlog.get_logger(__name__)
@@ -197,9 +198,7 @@ async def _attempts(
                 ) from None
             await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
         except psycopg.errors.IntegrityError as exc:
-            # Constraints are the last wall (DESIGN §6.2): a violation is a 409, never a 500.
-            diag = exc.diag.constraint_name or type(exc).__name__
-            raise ConflictError(f"the change violates {diag}") from None
+            raise constraint_conflict(exc) from None  # a 409, never a 500
     raise AssertionError("unreachable")  # pragma: no cover
 
 

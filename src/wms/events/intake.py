@@ -5,7 +5,10 @@ tenant and whose ``data`` is a ``POST /orders`` body. It runs the same service a
 HTTP route in a transaction bound to that tenant, as the runtime role. Its offset is
 committed only after that transaction commits (or after the dead letter is
 acknowledged), so a crash re-reads it and the order number's idempotency makes the
-replay a no-op. Transient database errors are retried, never dead-lettered.
+replay a no-op. Transient database errors are retried, never dead-lettered; a constraint
+or a value PostgreSQL refuses is dead-lettered like a domain error (sent again, it would
+fail again and hold up its partition). Any other database error stops the worker: a
+fault of ours or of the database, not of the message.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from wms.ops.tracing import context_from_kafka, tracer
 from wms.services.orders import OrderIn, create_order
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache
+from wms.store.database import constraint_conflict
 from wms.store.tenancy import tenant_transaction
 
 log = structlog.get_logger(__name__)
@@ -93,6 +97,7 @@ class OrderIntake:
         self._tenants: dict[str, int] = {}
         self._lag_at = 0.0
         self._done: list[Message] = []
+        self.failure: BaseException | None = None  # why a partition could not go on
 
     async def run(self) -> None:
         """Poll and hand each partition's messages, in order, to that partition's task.
@@ -146,6 +151,7 @@ class OrderIntake:
         # (or another worker) read its uncommitted messages again.
         if not task.cancelled() and task.exception() is not None:
             log.error("intake_partition_failed", error=repr(task.exception()))
+            self.failure = self.failure or task.exception()
             self.stop.set()
 
     async def _partition(self, queue: asyncio.Queue[Message | None]) -> None:
@@ -198,6 +204,15 @@ class OrderIntake:
                     continue
                 except DomainError as exc:
                     letter = DeadLetter(exc.slug, exc.detail)
+                except psycopg.errors.IntegrityError as exc:  # as the API's 409
+                    conflict = constraint_conflict(exc)
+                    letter = DeadLetter(conflict.slug, conflict.detail)
+                except psycopg.errors.DataError as exc:
+                    # A value the schema let through and PostgreSQL refuses: sent again it
+                    # fails again, and the partition's later messages would wait behind it.
+                    letter = DeadLetter(
+                        "invalid", f"a value PostgreSQL refuses: {exc.diag.message_primary}"
+                    )
                 else:
                     return "created" if created else "duplicate"
                 break

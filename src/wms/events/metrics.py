@@ -9,6 +9,15 @@ OUTBOX_OLDEST_AGE = Gauge(
     "wms_outbox_oldest_unpublished_age_seconds",
     "Age of the oldest unpublished outbox event (0 when none).",
 )
+OUTBOX_PARKED = Gauge(
+    "wms_outbox_parked_events",
+    "Outbox events Kafka refused for good, set aside until requeued (wms-server events).",
+)
+PARKED = Counter(
+    "wms_outbox_events_parked_total",
+    "Outbox events the relay set aside, by Kafka's error.",
+    ["kind"],
+)
 PUBLISH_LATENCY = Histogram(
     "wms_outbox_publish_latency_seconds",
     "Time from an event's transaction to Kafka's acknowledgement.",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import datetime
+from typing import Any, NamedTuple
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -32,7 +35,7 @@ async def unpublished(
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         f"SELECT {_COLUMNS} FROM outbox o JOIN tenants t ON t.id = o.tenant_id "
-        f"WHERE o.published_at IS NULL AND {VISIBLE} "
+        f"WHERE o.published_at IS NULL AND o.parked_at IS NULL AND {VISIBLE} "
         f"AND {SHARD} %% %(n)s = ANY(%(shards)s) ORDER BY o.xid, o.id LIMIT %(limit)s",
         {"n": shard_count, "shards": shards, "limit": limit},
     )
@@ -48,22 +51,49 @@ async def mark_published(conn: AsyncConnection, keys: list[tuple[int, int]]) -> 
     )
 
 
-async def backlog(conn: AsyncConnection) -> tuple[int, float]:
-    """Unpublished events and the age in seconds of the oldest one."""
+async def park(conn: AsyncConnection, row: EventRow, reason: str) -> None:
+    """Set ``row`` aside: Kafka refused it for good, and the events behind it must not wait."""
+    await conn.execute(
+        "UPDATE outbox SET parked_at = now(), parked_reason = %s "
+        "WHERE tenant_id = %s AND id = %s AND published_at IS NULL",
+        (reason[:1000], row.tenant_id, row.id),
+    )
+
+
+class Backlog(NamedTuple):
+    """Unpublished events: waiting for the relay, the oldest one's age, and parked ones."""
+
+    waiting: int
+    oldest_age_seconds: float
+    parked: int
+
+
+async def backlog(conn: AsyncConnection) -> Backlog:
+    """The outbox's unpublished events, parked ones counted apart."""
     cursor = await conn.execute(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(occurred_at)), 0) "
+        "SELECT count(*) FILTER (WHERE parked_at IS NULL), "
+        "coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE parked_at IS NULL)), "
+        "0), count(*) FILTER (WHERE parked_at IS NOT NULL) "
         "FROM outbox WHERE published_at IS NULL"
     )
     row = await cursor.fetchone()
-    return (int(row[0]), float(row[1])) if row else (0, 0.0)
+    return Backlog(int(row[0]), float(row[1]), int(row[2])) if row else Backlog(0, 0.0, 0)
 
 
-async def prune(conn: AsyncConnection, *, retention_hours: float, limit: int) -> int:
-    """Delete up to ``limit`` events older than the retention; remember the newest per tenant."""
+async def prune(
+    conn: AsyncConnection, *, retention_hours: float, limit: int, published_only: bool
+) -> int:
+    """Delete up to ``limit`` events older than the retention; remember the newest per tenant.
+
+    With a relay running (``published_only``) an event Kafka has not acknowledged is kept
+    whatever its age: Kafka away for longer than the retention loses nothing. Without a
+    relay nothing is ever published and the feed is the only reader: age alone decides.
+    """
     cursor = await conn.execute(
         "WITH gone AS (DELETE FROM outbox WHERE (tenant_id, id) IN ("
         "  SELECT tenant_id, id FROM outbox "
-        "  WHERE occurred_at < now() - make_interval(secs => %(secs)s) LIMIT %(limit)s) "
+        "  WHERE occurred_at < now() - make_interval(secs => %(secs)s) "
+        "  AND (published_at IS NOT NULL OR NOT %(published_only)s) LIMIT %(limit)s) "
         "  RETURNING tenant_id, xid, id), "
         "newest AS (SELECT DISTINCT ON (tenant_id) tenant_id, xid, id FROM gone "
         "  ORDER BY tenant_id, xid DESC, id DESC), "
@@ -72,7 +102,43 @@ async def prune(conn: AsyncConnection, *, retention_hours: float, limit: int) ->
         "  SET xid = excluded.xid, id = excluded.id, pruned_at = now() "
         "  WHERE (excluded.xid, excluded.id) > (p.xid, p.id)) "
         "SELECT count(*) FROM gone",
-        {"secs": retention_hours * 3600, "limit": limit},
+        {"secs": retention_hours * 3600, "limit": limit, "published_only": published_only},
     )
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+class ParkedEvent(NamedTuple):
+    """An event set aside by the relay, and why."""
+
+    tenant: str
+    event_id: str
+    type: str
+    subject: str
+    occurred_at: datetime
+    parked_at: datetime
+    reason: str
+
+
+# The two operator commands below run from the CLI, on its synchronous admin session.
+def parked(conn: psycopg.Connection[Any], *, limit: int = 1000) -> list[ParkedEvent]:
+    """Parked events, oldest first."""
+    cursor = conn.execute(
+        "SELECT t.code, o.event_id::text, o.type, o.subject, o.occurred_at, o.parked_at, "
+        "o.parked_reason FROM outbox o JOIN tenants t ON t.id = o.tenant_id "
+        "WHERE o.published_at IS NULL AND o.parked_at IS NOT NULL "
+        "ORDER BY o.xid, o.id LIMIT %s",
+        (limit,),
+    )
+    return [ParkedEvent(*row) for row in cursor.fetchall()]
+
+
+def requeue(conn: psycopg.Connection[Any], event_ids: list[uuid.UUID] | None) -> int:
+    """Give parked events (all of them with ``None``) back to the relay; how many."""
+    cursor = conn.execute(
+        "UPDATE outbox SET parked_at = NULL, parked_reason = NULL "
+        "WHERE published_at IS NULL AND parked_at IS NOT NULL "
+        "AND (%(all)s OR event_id = ANY(%(ids)s::uuid[]))",
+        {"all": event_ids is None, "ids": event_ids or []},
+    )
+    return cursor.rowcount

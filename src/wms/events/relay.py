@@ -5,6 +5,11 @@ Each key shard is relayed by one worker at a time, the one holding its session
 advisory lock on a dedicated connection; workers share the shards evenly. A batch is
 marked published only after Kafka acknowledged all of it, and the next batch is read
 only then, so a crash re-sends at most one batch (consumers de-duplicate by ``id``).
+
+An event Kafka refuses for good (``REFUSED_FOR_GOOD``: too large, an invalid record) is
+parked, not retried: sent again it would be refused again, and every event behind it
+would wait forever. It stays readable from the feed; ``wms-server events requeue``
+gives it back once the limit is raised. Its key's later events go on without it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import psycopg
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from opentelemetry.trace import SpanKind
 from psycopg import AsyncConnection
 
@@ -31,6 +36,18 @@ log = structlog.get_logger(__name__)
 LOCK_CLASS = 0x574D53  # "WMS": the advisory-lock namespace of relay shards
 PRESENCE = -1  # every relay holds this key shared, so the count of relays is visible
 NOTIFY_CHANNEL = "wms_outbox"
+# Errors that belong to one message and would come back on every resend. librdkafka
+# retries the rest itself (message.timeout.ms = 0), and an error that stays (a missing
+# ACL) refuses every message alike: those are retried, in order, by the next batch.
+REFUSED_FOR_GOOD = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+    }
+)
 
 
 async def admin_connect(url: str) -> AsyncConnection:
@@ -94,7 +111,10 @@ class Relay:
         metrics.SHARDS_HELD.set(0)
 
     async def relay_once(self) -> int:
-        """Publish one batch of the held shards; return how many events Kafka acknowledged."""
+        """Publish one batch of the held shards; return how many events left the backlog.
+
+        Those are the ones Kafka acknowledged and the ones it refused for good (parked).
+        """
         assert self._conn is not None
         await self.confirm_lease()
         if not self.shards:
@@ -113,12 +133,22 @@ class Relay:
             attributes={"messaging.system": "kafka", "messaging.destination.name": EVENTS_TOPIC,
                         "messaging.batch.message_count": len(rows)},
         ) as span:  # fmt: skip
-            delivered = await self._deliver(rows)
+            delivered, refused = await self._deliver(rows)
             if len(delivered) < len(rows):
                 mark_error(span, f"{len(rows) - len(delivered)} event(s) not acknowledged")
         if delivered:
             await outbox_sql.mark_published(self._conn, [(r.tenant_id, r.id) for r in delivered])
-        return len(delivered)
+        for row, err in refused:
+            await outbox_sql.park(self._conn, row, f"{err.name()}: {err.str()}")
+            metrics.PARKED.labels(kind=err.name()).inc()
+            log.error(
+                "relay_event_parked",
+                event_id=str(row.event_id),
+                type=row.type,
+                subject=row.subject,
+                error=err.str(),
+            )
+        return len(delivered) + len(refused)
 
     async def confirm_lease(self) -> None:
         """Drop the shards whose lock the lease session no longer holds, before each batch.
@@ -145,8 +175,13 @@ class Relay:
             self.shards -= lost
             metrics.SHARDS_HELD.set(len(self.shards))
 
-    async def _deliver(self, rows: list[EventRow]) -> list[EventRow]:
-        """Produce ``rows`` in order and wait for every acknowledgement."""
+    async def _deliver(
+        self, rows: list[EventRow]
+    ) -> tuple[list[EventRow], list[tuple[EventRow, KafkaError]]]:
+        """Produce ``rows`` in order and wait for every outcome.
+
+        Returns the rows Kafka acknowledged and those it refused for good, with the error.
+        """
         outcomes: dict[int, KafkaError | None] = {}
 
         def on_delivery(index: int) -> Any:
@@ -157,31 +192,13 @@ class Relay:
 
         trace_headers = kafka_trace_headers()  # consumers continue the publish span's trace
         for index, row in enumerate(rows):
-            record = to_record(row)
-            while True:
-                try:
-                    self.producer.produce(
-                        EVENTS_TOPIC,
-                        key=record.key,
-                        value=record.value,
-                        headers=[*record.headers, *trace_headers],
-                        on_delivery=on_delivery(index),
-                    )
-                    break
-                except BufferError:  # the local queue is full: let it drain
-                    await asyncio.to_thread(self.producer.poll, 0.1)
-        wait = 0.05
-        stop_deadline: float | None = None
-        while len(outcomes) < len(rows):
-            await asyncio.to_thread(self.producer.poll, wait)
-            wait = min(wait * 2, 1.0)
-            if self.stop.is_set():
-                # Shutting down mid-batch: whatever is unacknowledged is sent again later.
-                stop_deadline = stop_deadline or time.monotonic() + 5.0
-                if time.monotonic() > stop_deadline:
-                    break
+            refused = await self._produce(row, trace_headers, on_delivery(index))
+            if refused is not None:
+                outcomes[index] = refused
+        await self._wait_for_outcomes(outcomes, len(rows))
         now = datetime.now(UTC)
-        delivered = []
+        delivered: list[EventRow] = []
+        refused_rows: list[tuple[EventRow, KafkaError]] = []
         for index, row in enumerate(rows):
             if index not in outcomes:
                 continue
@@ -189,13 +206,52 @@ class Relay:
             if err is None:
                 delivered.append(row)
                 metrics.PUBLISH_LATENCY.observe(max((now - row.occurred_at).total_seconds(), 0))
+                continue
+            metrics.PUBLISH_ERRORS.labels(kind=err.name()).inc()
+            if err.code() in REFUSED_FOR_GOOD:
+                refused_rows.append((row, err))
             else:
-                metrics.PUBLISH_ERRORS.labels(kind=err.name()).inc()
                 log.warning("relay_delivery_failed", event_id=str(row.event_id), error=str(err))
         if delivered:
             metrics.KAFKA_UP.set(1)
             metrics.PUBLISHED.inc(len(delivered))
-        return delivered
+        return delivered, refused_rows
+
+    async def _produce(
+        self, row: EventRow, trace_headers: list[tuple[str, bytes]], on_delivery: Any
+    ) -> KafkaError | None:
+        """Hand ``row`` to the producer; the error if it refused it for good before sending."""
+        record = to_record(row)
+        while True:
+            try:
+                self.producer.produce(
+                    EVENTS_TOPIC,
+                    key=record.key,
+                    value=record.value,
+                    headers=[*record.headers, *trace_headers],
+                    on_delivery=on_delivery,
+                )
+                return None
+            except BufferError:  # the local queue is full: let it drain
+                await asyncio.to_thread(self.producer.poll, 0.1)
+            except KafkaException as exc:  # checked locally: larger than message.max.bytes
+                error: KafkaError = exc.args[0]
+                if error.code() not in REFUSED_FOR_GOOD:
+                    raise
+                return error
+
+    async def _wait_for_outcomes(self, outcomes: dict[int, KafkaError | None], count: int) -> None:
+        """Poll until ``count`` outcomes are in (or a few seconds into a shutdown)."""
+        wait = 0.05
+        stop_deadline: float | None = None
+        while len(outcomes) < count:
+            await asyncio.to_thread(self.producer.poll, wait)
+            wait = min(wait * 2, 1.0)
+            if self.stop.is_set():
+                # Shutting down mid-batch: whatever is unacknowledged is sent again later.
+                stop_deadline = stop_deadline or time.monotonic() + 5.0
+                if time.monotonic() > stop_deadline:
+                    break
 
     async def _connect(self) -> None:
         if self._lease is not None and self._lease.closed:

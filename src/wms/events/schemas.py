@@ -54,7 +54,10 @@ extension attribute `tenant` (the tenant code) and `data`.
   conflict`; an invalid event goes there with `dlq_reason` `malformed`,
   `unexpected-type`, `invalid` (schema), `unknown-tenant`, `unknown-reference` (unknown
   warehouse or SKU) or another problem slug, and `dlq_detail`; transient database errors
-  are retried, never dead-lettered. Offsets are committed after the database commit.
+  are retried, never dead-lettered; a constraint or a value PostgreSQL refuses goes
+  there too (`conflict` naming the constraint, `invalid`); any other database error
+  stops the worker with exit status 1, the message uncommitted, to be read again after
+  the fix. Offsets are committed after the database commit.
   The topic is trusted (the tenant comes from the message): grant produce on it only
   to the integration platform's principals (Kafka ACLs).
 
@@ -64,8 +67,13 @@ extension attribute `tenant` (the tenant code) and `data`.
 (`WMS_EVENT_SHARDS`, shared evenly among running workers), wakes on `NOTIFY wms_outbox`
 (polling every `WMS_WORKER_POLL_SECONDS` as a fallback), waits while Kafka is away
 (the idempotent producer retries without reordering), prunes events older than the
-retention and creates ledger partitions ahead. Metrics on `METRICS_PORT`:
+retention (with Kafka configured, only those Kafka acknowledged) and creates ledger
+partitions ahead. An event Kafka refuses for good (over `WMS_KAFKA_MESSAGE_MAX_BYTES`,
+an invalid record) is parked so its key's later events go on: `wms-server events
+parked` lists them, `wms-server events requeue` sends them again (after the later
+ones; docs/runbooks/outbox-relay-stalled.md). Metrics on `METRICS_PORT`:
 `wms_outbox_backlog`, `wms_outbox_oldest_unpublished_age_seconds`,
+`wms_outbox_parked_events`, `wms_outbox_events_parked_total{{kind}}`,
 `wms_outbox_publish_latency_seconds`, `wms_outbox_published_total`,
 `wms_outbox_publish_errors_total{{kind}}`, `wms_kafka_up`, `wms_outbox_shards_held`,
 `wms_outbox_pruned_total`, `wms_order_intake_total{{outcome}}`,

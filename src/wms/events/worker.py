@@ -1,7 +1,8 @@
 """``wms-server worker``: the outbox relay, the order intake and the periodic chores.
 
 Without ``KAFKA_BROKERS`` only the chores run: events stay in the outbox, readable from
-the event feed, until retention prunes them.
+the event feed, until retention prunes them. With it, retention never prunes an event
+Kafka has not acknowledged.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ PRUNE_BATCH = 5000
 PARTITIONS_EVERY_SECONDS = 3600.0
 
 
+class WorkerFailedError(RuntimeError):
+    """A job stopped the worker: the process must exit non-zero so it is restarted."""
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``); a relay shutdown re-sends at most one batch."""
     stop = stop or asyncio.Event()
@@ -38,10 +43,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     assert settings.database_url is not None
     jobs = [chores(settings, admin_url, stop)]
     pool = None
+    intake: OrderIntake | None = None
     if settings.kafka_brokers:
         relay = Relay(
             admin_url=admin_url,
-            producer=kafka.producer(settings.kafka_brokers),
+            producer=kafka.producer(
+                settings.kafka_brokers, **{"message.max.bytes": settings.kafka_message_max_bytes}
+            ),
             stop=stop,
             shard_count=settings.event_shards,
             batch_size=settings.relay_batch_size,
@@ -78,6 +86,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         if pool is not None:
             await pool.close()
         log.info("worker_stopped")
+    if intake is not None and intake.failure is not None:
+        raise WorkerFailedError(f"the order intake stopped: {intake.failure!r}")
 
 
 async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> None:
@@ -88,15 +98,19 @@ async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> Non
         try:
             if conn is None or conn.closed:
                 conn = await admin_connect(admin_url)
-            count, age = await outbox_sql.backlog(conn)
-            metrics.OUTBOX_BACKLOG.set(count)
-            metrics.OUTBOX_OLDEST_AGE.set(age)
+            backlog = await outbox_sql.backlog(conn)
+            metrics.OUTBOX_BACKLOG.set(backlog.waiting)
+            metrics.OUTBOX_OLDEST_AGE.set(backlog.oldest_age_seconds)
+            metrics.OUTBOX_PARKED.set(backlog.parked)
             now = time.monotonic()
             if now - pruned_at >= settings.event_prune_interval_seconds:
                 pruned_at = now
                 while (
                     removed := await outbox_sql.prune(
-                        conn, retention_hours=settings.event_retention_hours, limit=PRUNE_BATCH
+                        conn,
+                        retention_hours=settings.event_retention_hours,
+                        limit=PRUNE_BATCH,
+                        published_only=bool(settings.kafka_brokers),
                     )
                 ) and not stop.is_set():
                     metrics.PRUNED.inc(removed)

@@ -13,8 +13,14 @@ from psycopg import AsyncConnection, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from wms.domain.errors import ConflictError
 from wms.store.arrays import send_lists_as_literals
 from wms.store.migrations import HISTORY_TABLE, SCHEMA, highest_version
+
+
+def constraint_conflict(exc: psycopg.errors.IntegrityError) -> ConflictError:
+    """A write a constraint refused, as the conflict it is (DESIGN §6.2: the last wall)."""
+    return ConflictError(f"the change violates {exc.diag.constraint_name or type(exc).__name__}")
 
 
 class DatabaseUnavailableError(RuntimeError):

@@ -1,0 +1,146 @@
+"""A worker meeting what can never succeed sets it aside and keeps going (no poison stalls)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import ApiClient, TenantKeys
+from tests.e2e.conftest import WMS_SERVER, Launch, server_env
+from tests.e2e.test_worker_intake import request
+from tests.e2e.test_worker_relay import assert_each_key_in_order, order
+from tests.e2e.worker_helpers import (
+    metric,
+    seed_events,
+    start_worker,
+    wait_until,
+    write_events,
+)
+from tests.integration.kafka_fixtures import Broker
+from tests.integration.test_outbox_parking import TOO_LARGE, outbox_state
+
+pytestmark = pytest.mark.slow
+
+# Refusals the schema and the services cannot foresee, made by the database itself: a
+# constraint (IntegrityError), and a trigger raising a chosen SQLSTATE for one number.
+REFUSE_POISON = (
+    "ALTER TABLE wms.orders ADD CONSTRAINT test_refuses_poison CHECK (number <> 'POISON')"
+)
+
+
+def refuse_badvalue(sqlstate: str) -> str:
+    """A trigger refusing order BADVALUE with ``sqlstate``."""
+    return f"""
+    CREATE FUNCTION wms.test_refuse_value() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.number = 'BADVALUE' THEN
+            RAISE EXCEPTION 'value refused for the test' USING ERRCODE = '{sqlstate}';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER test_refuse_value BEFORE INSERT ON wms.orders
+        FOR EACH ROW EXECUTE FUNCTION wms.test_refuse_value();
+    """
+
+
+def orders_can_be_taken(api: ApiClient) -> None:
+    """The warehouse and product that ``order()`` names."""
+    assert api.post("/warehouses", json={"code": "SP1", "name": "S", "timezone": "UTC"}).is_success
+    assert api.post("/products", json={"sku": "SKU-1", "description": "W"}).is_success
+
+
+def test_the_worker_parks_what_kafka_refuses_dead_letters_what_postgres_refuses_and_goes_on(
+    launch: Launch,
+    *,
+    tmp_path: Path,
+    database_url: str,
+    api: ApiClient,
+    tenant: TenantKeys,
+    kafka_broker: Broker,
+) -> None:
+    seed_events(database_url, tenant.tenant_id, keys=3, per_key=2, per_tx=3)
+    # Too large for the producer, and past the retention: it must be neither retried
+    # forever nor pruned while it never reached Kafka.
+    (large,) = write_events(
+        database_url, tenant.tenant_id, [("agg1", {"blob": TOO_LARGE})], age_days=30
+    )
+    (expired,) = write_events(database_url, tenant.tenant_id, [("old", {"seq": 0})], age_days=30)
+    seed_events(database_url, tenant.tenant_id, keys=3, per_key=2, per_tx=3, start=2)
+
+    orders_can_be_taken(api)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(REFUSE_POISON)
+        conn.execute(refuse_badvalue("22023"))  # invalid_parameter_value: a DataError
+    numbers = ["POISON", "BADVALUE", "GOOD"]
+    kafka_broker.produce(
+        "wms.orders.inbound", [(n.encode(), request(tenant.code, order(n))) for n in numbers]
+    )
+
+    worker = start_worker(
+        launch, tmp_path, database_url, kafka_broker.url, WMS_EVENT_PRUNE_INTERVAL_SECONDS="1"
+    )
+    wait_until(
+        lambda: (
+            metric(worker, "wms_outbox_parked_events") == 1
+            and metric(worker, "wms_outbox_backlog") == 0
+            and outbox_state(database_url, expired) is None  # published, then pruned
+            and kafka_broker.committed("wms.orders.inbound", "wms-order-intake") == 3
+        ),
+        60,
+        worker,
+    )
+    assert worker.process.poll() is None, "the worker must still run"
+    published, reason = outbox_state(database_url, large) or (None, None)
+    assert published is False
+    assert reason is not None
+    assert reason.startswith("MSG_SIZE_TOO_LARGE")
+    records = [
+        r
+        for r in kafka_broker.read("wms.events", at_least=13)
+        if r["value"]["type"] == "wms.test.sequenced" and r["key"].split("/")[-1] != "old"
+    ]
+    assert_each_key_in_order(records, keys=3, per_key=4)  # agg1's later events went on
+
+    dead = kafka_broker.read("wms.orders.inbound.dlq", at_least=2)
+    assert Counter(r["key"] for r in dead) == {"POISON": 1, "BADVALUE": 1}
+    by_key = {r["key"]: r["headers"] for r in dead}
+    assert by_key["POISON"]["dlq_reason"] == "conflict"
+    assert "test_refuses_poison" in by_key["POISON"]["dlq_detail"]
+    assert by_key["BADVALUE"]["dlq_reason"] == "invalid"
+    assert "value refused for the test" in by_key["BADVALUE"]["dlq_detail"]
+    with psycopg.connect(database_url) as conn:
+        created = conn.execute(
+            "SELECT number FROM wms.orders WHERE tenant_id = %s", (tenant.tenant_id,)
+        ).fetchall()
+    assert created == [("GOOD",)]
+    assert worker.stop() == 0
+
+
+def test_a_database_error_that_is_ours_stops_the_worker_loudly_and_loses_no_message(
+    launch: Launch,
+    *,
+    tmp_path: Path,
+    database_url: str,
+    api: ApiClient,
+    tenant: TenantKeys,
+    kafka_broker: Broker,
+) -> None:
+    orders_can_be_taken(api)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # Not the message's fault (a privilege, as a broken deployment would have it):
+        # dead-lettering it would throw away a good order, so the worker must stop.
+        conn.execute(refuse_badvalue("42501"))  # insufficient_privilege
+    kafka_broker.produce(
+        "wms.orders.inbound", [(b"BADVALUE", request(tenant.code, order("BADVALUE")))]
+    )
+    worker = launch(
+        server_env(tmp_path, DATABASE_URL=database_url, KAFKA_BROKERS=kafka_broker.url),
+        command=[WMS_SERVER, "worker"],
+    )
+    assert worker.process.wait(timeout=60) == 1  # non-zero: the orchestrator restarts it
+    assert "the order intake stopped" in worker.log()
+    assert kafka_broker.committed("wms.orders.inbound", "wms-order-intake") == 0  # read again
+    assert kafka_broker.read("wms.orders.inbound.dlq", at_least=0, timeout=3) == []

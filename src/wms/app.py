@@ -22,6 +22,7 @@ from wms.api import routes
 from wms.api.auth import ApiKeyAuthenticator, authorize
 from wms.api.jwt_auth import JwksCache, JwtAuthenticator
 from wms.api.pagination import CursorCodec
+from wms.api.paths import KeepEncodedSlashes
 from wms.api.permissions import API_PREFIX, roles_text
 from wms.api.problems import install_problem_handlers, problems_description
 from wms.api.ratelimit import Buckets, Limit, LocalBuckets, RateLimiter, RedisBuckets
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, drain: DrainState | None = None) -> FastAP
     if settings.max_in_flight:
         app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(KeepEncodedSlashes)  # outermost: every layer sees the routed path
     install_problem_handlers(app, authorize)
     install_openapi(app)
     app.include_router(health.router)
@@ -177,8 +179,9 @@ def replica_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection] | N
 def _describe_roles(router: APIRouter) -> None:
     """Append each operation's allowed roles to its OpenAPI description (fails if unlisted)."""
     for route in router.routes:
-        if isinstance(route, APIRoute) and route.path.startswith(API_PREFIX):
-            lines = [roles_text(method, route.path) for method in sorted(route.methods or ())]
+        if isinstance(route, APIRoute) and route.path_format.startswith(API_PREFIX):
+            template = route.path_format
+            lines = [roles_text(method, template) for method in sorted(route.methods or ())]
             route.description = "\n\n".join([route.description or "", *lines]).strip()
 
 

@@ -77,17 +77,23 @@ def test_metrics_port_shows_both_families_by_route_template_after_a_404(
     for _ in range(4):
         assert server.get("/health/live")[0] == 200
     assert server.get("/orders/SO-1/whatever")[0] == 404
+    # Routed on the raw path by uvicorn too: a SKU holding an encoded slash finds its
+    # route (401 without a credential, labelled by its template), an unencoded one not.
+    assert server.get("/api/v1/products/CABLE-1%2F2")[0] == 401
+    assert server.get("/api/v1/products/CABLE-1/2")[0] == 404
     status, text = http_get(f"http://127.0.0.1:{server.metrics_port}/metrics")
     assert status == 200
     assert isinstance(text, str)
     # One process per container: the counts are exact, not per-worker fragments.
     assert 'http_requests_total{method="GET",route="/health/live",status="200"} 4.0' in text
-    assert 'http_requests_total{method="GET",route="<unmatched>",status="404"} 1.0' in text
+    assert 'http_requests_total{method="GET",route="<unmatched>",status="404"} 2.0' in text
+    assert 'http_requests_total{method="GET",route="/api/v1/products/{sku}",status="401"}' in text
     assert re.search(
         r'http_request_duration_seconds_bucket\{le="0.005",method="GET",route="/health/live"\}',
         text,
     )
     assert "SO-1" not in text
+    assert "CABLE" not in text
     assert "process_resident_memory_bytes" in text
     assert 'wms_db_pool_connections{pool="primary"}' in text
     # The API port does not serve metrics (the ingress routes it).

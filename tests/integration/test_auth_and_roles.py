@@ -30,7 +30,7 @@ def api_routes(api: ApiClient) -> Iterator[tuple[str, str]]:
 
 def test_the_openapi_document_lists_every_mounted_api_route(api: ApiClient) -> None:
     mounted = {
-        (method, route.path)
+        (method, route.path_format)
         for router in discover_routers()
         for route in router.routes
         if isinstance(route, APIRoute)

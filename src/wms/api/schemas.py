@@ -50,8 +50,11 @@ def text_query(max_length: int, description: str | None = None) -> Any:
 # Path parameters: an object's business code or int64 id. A value that can never name
 # an object (wrong shape) is a 422 validation error before any lookup.
 CodePath = Annotated[str, Path(pattern=CODE_PATTERN, examples=["SP1"])]
-SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
-OrderNumberPath = Annotated[str, Path(pattern=ORDER_NUMBER_PATTERN, examples=["SO-1001"])]
+_SLASH_ENCODED = "A `/` in it is sent encoded, as `%2F` (`CABLE-1%2F2`)."
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"], description=_SLASH_ENCODED)]
+OrderNumberPath = Annotated[
+    str, Path(pattern=ORDER_NUMBER_PATTERN, examples=["SO-1001"], description=_SLASH_ENCODED)
+]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 

@@ -34,7 +34,8 @@ def route_template(scope: Scope) -> str:
     """The matched route's template (``/api/v1/orders/{number}``), never the raw path."""
     route = scope.get("route")
     if isinstance(route, BaseRoute):
-        path: object = getattr(route, "path", None)
+        # path_format: the template without convertors ({sku}, not {sku:segment}).
+        path: object = getattr(route, "path_format", None)
         if isinstance(path, str):
             return path
     if scope.get("endpoint") is not None and not scope.get("path_params"):

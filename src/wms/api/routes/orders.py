@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, Field, field_validator
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.paths import segment
 from wms.api.query_models import query_of
 from wms.api.routing import api_router, link
 from wms.api.schemas import (
@@ -221,7 +222,7 @@ def to_command(body: NewOrder) -> OrderIn:
 
 
 def _location(number: str) -> str:
-    return f"/api/v1/orders/{number}"
+    return f"/api/v1/orders/{segment(number)}"
 
 
 def _answer_intake(result: OrderResult) -> Answer:
@@ -291,7 +292,7 @@ async def list_orders(
     return listing.page(rows, position=lambda r: [r["id"]], item=OrderHead.model_validate)
 
 
-@router.get("/orders/{number}", response_model=Order)
+@router.get("/orders/{number:segment}", response_model=Order)
 async def get_order(number: OrderNumberPath, request: Request, principal: PrincipalDep) -> Order:
     """An order with its lines and allocations."""
     async with read_transaction(request, principal) as conn:
@@ -299,7 +300,7 @@ async def get_order(number: OrderNumberPath, request: Request, principal: Princi
     return present(order)
 
 
-@router.post("/orders/{number}/allocate", response_model=Order)
+@router.post("/orders/{number:segment}/allocate", response_model=Order)
 async def allocate_order(
     number: OrderNumberPath, request: Request, principal: PrincipalDep
 ) -> Response:
@@ -312,7 +313,7 @@ async def allocate_order(
     )
 
 
-@router.post("/orders/{number}/cancel", response_model=Order)
+@router.post("/orders/{number:segment}/cancel", response_model=Order)
 async def cancel_order(
     number: OrderNumberPath, request: Request, principal: PrincipalDep
 ) -> Response:

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.paths import segment
 from wms.api.routing import api_router
 from wms.api.schemas import OrderNumberPath, RequestModel, ResponseModel, Sku, examples, text
 from wms.domain.allocation import OrderStatus
@@ -76,7 +77,7 @@ class Packing(ResponseModel):
     packages: list[PackageOut]
 
 
-@router.post("/orders/{number}/packages", status_code=201, response_model=Packing)
+@router.post("/orders/{number:segment}/packages", status_code=201, response_model=Packing)
 async def pack(
     number: OrderNumberPath, body: PackagesIn, request: Request, principal: PrincipalDep
 ) -> Response:
@@ -99,12 +100,12 @@ async def pack(
         principal,
         lambda uow: service.pack(uow, number, packages),
         lambda result: Answer(
-            201, Packing.model_validate(result), f"/api/v1/orders/{number}/packages"
+            201, Packing.model_validate(result), f"/api/v1/orders/{segment(number)}/packages"
         ),
     )
 
 
-@router.get("/orders/{number}/packages", response_model=Packing)
+@router.get("/orders/{number:segment}/packages", response_model=Packing)
 async def get_packages(
     number: OrderNumberPath, request: Request, principal: PrincipalDep
 ) -> Packing:

@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.paths import segment
 from wms.api.problems import json_pointer
 from wms.api.query_models import query_of
 from wms.api.routing import api_router, link, links
@@ -220,7 +221,7 @@ def _changes(body: ProductChanges) -> dict[str, Any]:
 
 def _created(row: dict[str, Any]) -> Answer:
     product = Product.model_validate(row)
-    return Answer(201, product, f"/api/v1/products/{product.sku}")
+    return Answer(201, product, f"/api/v1/products/{segment(product.sku)}")
 
 
 def _ok(row: dict[str, Any]) -> Answer:
@@ -280,7 +281,7 @@ async def list_products(
     return listing.page(rows, position=lambda row: [row["id"]], item=Product.model_validate)
 
 
-@router.get("/products/{sku}", response_model=Product)
+@router.get("/products/{sku:segment}", response_model=Product)
 async def get_product(sku: SkuPath, request: Request, principal: PrincipalDep) -> Product:
     """One product."""
     async with read_transaction(request, principal) as conn:
@@ -290,7 +291,7 @@ async def get_product(sku: SkuPath, request: Request, principal: PrincipalDep) -
     return Product.model_validate(row)
 
 
-@router.patch("/products/{sku}", response_model=Product)
+@router.patch("/products/{sku:segment}", response_model=Product)
 async def update_product(
     sku: SkuPath, body: ProductChanges, request: Request, principal: PrincipalDep
 ) -> Response:

@@ -8,7 +8,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from tests.conftest import ApiClient, TenantKeys
-from tests.e2e.worker_helpers import prune, relay_once
+from tests.e2e.worker_helpers import prune, relay_once, write_events
 from tests.integration.kafka_fixtures import Broker
 
 
@@ -94,3 +94,17 @@ def test_the_feed_answers_410_for_a_cursor_before_pruned_events(
     assert fresh.status_code == 200
     assert fresh.json()["items"] == []
     assert fresh.json()["next_cursor"]
+
+
+def test_the_feed_pages_as_every_list_does(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    write_events(database_url, tenant.tenant_id, [("P", {"seq": n}) for n in range(60)])
+    first = api.get("/events")
+    assert first.status_code == 200
+    assert [item["data"]["seq"] for item in first.json()["items"]] == list(range(50))
+    rest = api.get("/events", params={"cursor": first.json()["next_cursor"], "limit": 500})
+    assert [item["data"]["seq"] for item in rest.json()["items"]] == list(range(50, 60))
+    too_many = api.get("/events", params={"limit": 501})
+    assert too_many.status_code == 422
+    assert too_many.json()["errors"][0]["field"] == "limit"

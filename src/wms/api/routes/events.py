@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Request
 from psycopg.rows import dict_row
 
 from wms.api.auth import PrincipalDep
@@ -56,9 +56,7 @@ class EventPage(ResponseModel):
 
 
 class EventQuery(ListQuery):
-    """Where the feed continues: ``cursor``, and the page size (up to 1000, default 100)."""
-
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    """Where the feed continues: ``cursor``, and the page size (as every list's)."""
 
 
 @router.get(

@@ -53,6 +53,7 @@ def test_a_full_csv_row_becomes_a_typed_location() -> None:
                 "active",
             }
         ),
+        line=2,  # the header is line 1
     )
 
 

@@ -75,6 +75,8 @@ class ImportedLocation:
     capacity_weight_kg: Decimal | None = None
     active: bool | None = None  # None: keep (true for a new location)
     given: frozenset[str] = frozenset()
+    line: int = 0  # where the row is in the file, for errors found after validation
+    prefix: str = ""  # the row's field prefix (JSON: its pointer; CSV: none)
 
 
 class _BadValueError(ValueError):
@@ -165,17 +167,42 @@ def validate_rows(rows: Sequence[RawRow], zones: Collection[str]) -> list[Import
                 valid.append(location)
         errors += [{"line": row.line, "field": _field(row, f), "message": m} for f, m in row_errors]
     if errors:
-        shown = errors[:MAX_REPORTED_ERRORS]
-        more = f"; the first {len(shown)} are listed" if len(errors) > len(shown) else ""
-        raise ImportRejectedError(
-            f"{len(errors)} error(s) in {len({e['line'] for e in errors})} row(s); "
-            f"nothing was imported{more}",
-            row_errors=shown,
-        )
+        raise _rejection(errors)
     return valid
 
 
-def _field(row: RawRow, name: str) -> str:
+# A location's type decides what its stock is for: dock stock waits for its putaway task,
+# storage and pick stock is allocatable. Changed under stock or open tasks, received stock
+# would become allocatable while its task still means to move it (or allocated stock
+# would sit on a dock).
+TYPE_LOCKED = (
+    "location {code} holds stock or open tasks: its type changes only while it holds none "
+    "(move the stock out, finish the tasks)"
+)
+
+
+def check_type_changes(rows: Sequence[ImportedLocation], locked: Collection[str]) -> None:
+    """Reject the import if any row changes the type of a location in ``locked``."""
+    errors: list[dict[str, object]] = [
+        {"line": r.line, "field": _field(r, "type"), "message": TYPE_LOCKED.format(code=r.code)}
+        for r in rows
+        if r.code in locked
+    ]
+    if errors:
+        raise _rejection(errors)
+
+
+def _rejection(errors: list[dict[str, object]]) -> ImportRejectedError:
+    shown = errors[:MAX_REPORTED_ERRORS]
+    more = f"; the first {len(shown)} are listed" if len(errors) > len(shown) else ""
+    return ImportRejectedError(
+        f"{len(errors)} error(s) in {len({e['line'] for e in errors})} row(s); "
+        f"nothing was imported{more}",
+        row_errors=shown,
+    )
+
+
+def _field(row: RawRow | ImportedLocation, name: str) -> str:
     return (row.prefix + name).rstrip("/") if row.prefix else name
 
 
@@ -216,6 +243,8 @@ def _validate_row(
         capacity_weight_kg=_optional(parsed, "capacity_weight_kg", Decimal),
         active=_optional(parsed, "active", bool),
         given=frozenset(name for name in OPTIONAL_COLUMNS if name in values),
+        line=row.line,
+        prefix=row.prefix,
     )
 
 

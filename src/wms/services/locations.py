@@ -8,7 +8,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from wms.domain.errors import ConflictError, NotFoundError, UnknownReferenceError
-from wms.domain.locations import RawRow, validate_rows
+from wms.domain.locations import TYPE_LOCKED, RawRow, check_type_changes, validate_rows
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache, warehouses
 from wms.store import locations as store
@@ -59,6 +59,10 @@ async def update_location(
         columns["zone_id"] = await _zone_id(uow, wh_id, changes["zone"])
     if not columns:
         return before
+    if "type" in columns and await store.type_changes_locked(
+        uow.conn, wh_id, [(code, str(columns["type"]))]
+    ):
+        raise ConflictError(TYPE_LOCKED.format(code=code), code=code)
     await store.update_location(uow.conn, before["id"], columns)
     await cache.invalidate("location", wh_id, code)
     after = await _location(uow, wh_id, code)
@@ -76,6 +80,10 @@ async def import_locations(
     wh_id = await warehouse_id(uow.conn, wh)
     zones = await store.zone_ids(uow.conn, wh_id)
     valid = validate_rows(read_rows(), zones)
+    locked = await store.type_changes_locked(
+        uow.conn, wh_id, [(row.code, row.type.value) for row in valid]
+    )
+    check_type_changes(valid, locked)
     created, updated = await store.upsert_locations(uow.conn, uow.tenant_id, wh_id, valid)
     await cache.invalidate_many("location", [(wh_id, code) for code in [*created, *updated]])
     summary = {"created": len(created), "updated": len(updated)}

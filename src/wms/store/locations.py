@@ -288,3 +288,25 @@ async def replace_putaway_rules(
                     for position, rule in enumerate(rules, start=1)
                 ],
             )
+
+
+async def type_changes_locked(
+    conn: AsyncConnection, warehouse_id: int, types: Sequence[tuple[str, str]]
+) -> set[str]:
+    """Of the ``(code, new type)`` pairs, the codes of existing locations whose type would
+    change while they hold stock on hand or are the source or target of an open task."""
+    if not types:
+        return set()
+    cursor = await conn.execute(
+        "SELECT l.code FROM unnest(%s::text[], %s::text[]) AS s(code, type) "
+        "JOIN locations l ON l.warehouse_id = %s AND l.code = s.code AND l.type <> s.type "
+        "WHERE EXISTS (SELECT 1 FROM inventory_balances b WHERE b.location_id = l.id "
+        "AND b.on_hand > 0) "
+        "OR EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.status = 'open' "
+        "AND l.id IN (t.from_location_id, t.suggested_location_id)) "
+        "OR EXISTS (SELECT 1 FROM pick_tasks t WHERE t.status = 'open' AND t.location_id = l.id) "
+        "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.status = 'open' "
+        "AND l.id IN (t.from_location_id, t.to_location_id))",
+        ([code for code, _ in types], [kind for _, kind in types], warehouse_id),
+    )
+    return {str(row[0]) for row in await cursor.fetchall()}

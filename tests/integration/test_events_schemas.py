@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.event_check import check_outbox
-from tests.integration import test_cycle_counts, test_fulfilment, test_inbound
+from tests.integration import test_cycle_counts, test_fulfilment, test_inbound, test_putaway_cancel
 from tests.integration.stock_world import build_world
 from wms.domain.roles import Role
 from wms.events.cloudevents import dataschema
@@ -122,6 +122,11 @@ def test_every_registered_type_is_emitted_by_real_commands_and_matches_its_schem
     test_inbound.build_inbound_world(api)
     test_inbound.test_an_asn_is_received_in_parts_put_away_and_closed_with_a_discrepancy_report(
         api=api, world=None, tenant=tenant, database_url=database_url
+    )
+    tenant = make_tenant()
+    api = as_admin(tenant)
+    test_putaway_cancel.test_dock_stock_owed_to_a_putaway_task_is_taken_only_by_it_until_the_task_is_reduced(
+        api=api, tenant=tenant, database_url=database_url
     )
     tenant = make_tenant()
     api = as_admin(tenant)

@@ -43,6 +43,7 @@ _WRITES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/asns/{id}/close"): MASTER_DATA,
     ("POST", "/putaway-tasks/{id}/confirm"): FLOOR_WORK,
     ("POST", "/putaway-tasks:confirm"): FLOOR_WORK,
+    ("POST", "/putaway-tasks/{id}/cancel"): MANAGERS,
     ("POST", "/orders"): MASTER_DATA,
     ("POST", "/orders/{number}/allocate"): MASTER_DATA,
     ("POST", "/orders/{number}/cancel"): MASTER_DATA,

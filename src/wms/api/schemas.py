@@ -37,6 +37,12 @@ Name = Annotated[
 ]
 
 
+MAX_QUANTITY = 1_000_000_000
+PositiveQuantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+Lot = Annotated[str | None, Field(max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")]
+Uom = Annotated[str | None, Field(max_length=10, pattern=r"^[A-Z0-9]+$")]
+
+
 def text(max_length: int, *, min_length: int = 0) -> Any:
     """Constraints of a free-text field: its length, and no control characters."""
     return Field(min_length=min_length, max_length=max_length, pattern=TEXT_PATTERN)

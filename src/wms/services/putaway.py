@@ -1,4 +1,4 @@
-"""Putaway: tasks suggested by the warehouse's rules, and their confirmation.
+"""Putaway: tasks suggested by the warehouse's rules, their confirmation and cancellation.
 
 Suggestions count units promised to open tasks, and the chosen location is locked and
 re-read before it is promised, so two receipts never promise the same room. A
@@ -184,9 +184,11 @@ async def confirm_many(
             request_id=uow.request_id,
         )
         moves += [(Delta(keys[index], -quantity), info), (Delta(targets[index], quantity), info)]
-    # Every task's move off the dock and onto its shelf: a few statements for the batch.
-    await stock_store.apply_moves(uow.conn, uow.tenant_id, moves)
+    # Confirmed first: a take leaves the units of open tasks on their dock, and these are
+    # the units this move takes. Then every task's move off the dock and onto its shelf,
+    # a few statements for the batch.
     await store.mark_many_confirmed(uow.conn, ids, destinations, actor=uow.actor)
+    await stock_store.apply_moves(uow.conn, uow.tenant_id, moves)
     arrived: dict[int, set[int]] = {}
     for task in chosen:
         arrived.setdefault(task["warehouse_id"], set()).add(task["product_id"])
@@ -309,6 +311,36 @@ def _current(place: Candidate, promised: _Extra | None, stored: _Extra | None) -
         promised=place.promised + (promised.load if promised else Load()),
         holds=frozenset(holds),
     )
+
+
+async def cancel(
+    uow: UnitOfWork, task_id: int, quantity: int | None, reason: str | None
+) -> dict[str, Any]:
+    """Cancel an open task, or only ``quantity`` of its units (the rest stays open).
+
+    The units stay at the dock, free again: a count found them short, or they go
+    elsewhere. The room the task promised its suggested location is given back with them.
+    """
+    locked = await store.lock_tasks(uow.conn, [task_id])
+    task = open_task(locked, task_id, what="putaway task", at="", batch=False)
+    if quantity is not None and quantity > task["quantity"]:
+        raise FieldError("/quantity", f"putaway task {task_id} has {task['quantity']} unit(s) open")
+    cancelled = task["quantity"] if quantity is None else quantity
+    ended = cancelled == task["quantity"]
+    await store.reduce(uow.conn, task_id, cancelled, cancel=ended, actor=uow.actor)
+    view = await get(uow.conn, task_id)
+    remaining = 0 if ended else task["quantity"] - cancelled
+    data = {"task": task_id, "asn": task["asn_id"], "warehouse": task["warehouse"],
+            "sku": task["sku"], "lot": api_lot(task["lot_code"]),
+            "from_location": view["from_location"],
+            "suggested_location": view["suggested_location"], "cancelled": cancelled,
+            "remaining": remaining, "reason": reason}  # fmt: skip
+    uow.audit("putaway_task", task_id, "cancelled" if ended else "reduced",
+              before={"status": "open", "quantity": task["quantity"]},
+              after={"status": view["status"], **data})  # fmt: skip
+    uow.emit("wms.putaway_task.cancelled", "putaway_task", str(task_id), data,
+             warehouse=task["warehouse"])  # fmt: skip
+    return view
 
 
 def _key(task: dict[str, Any]) -> BalanceKey:

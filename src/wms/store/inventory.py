@@ -224,12 +224,24 @@ async def insert_lot(
     return False, existing
 
 
+# Available stock an open putaway task will move off its dock (V15): not free for any
+# other take. The balance row is locked before a take reads this, and a receipt adds to
+# that same row in the transaction that creates its tasks, so none is missed.
+OWED_TO_PUTAWAY = (
+    "coalesce((SELECT sum(t.quantity) FROM putaway_tasks t WHERE t.status = 'open' "
+    "AND t.tenant_id = b.tenant_id AND t.from_location_id = b.location_id "
+    "AND t.product_id = b.product_id AND t.lot_code = b.lot_code "
+    "AND b.status = 'available'), 0)"
+)
+
+
 async def free_quantity(conn: AsyncConnection, key: BalanceKey) -> int:
-    """Unallocated on-hand stock at ``key``."""
+    """On-hand stock at ``key`` neither allocated nor owed to an open putaway task."""
     cursor = await conn.execute(
-        "SELECT coalesce(sum(on_hand - allocated), 0) FROM inventory_balances "
-        "WHERE warehouse_id = %s AND location_id = %s AND product_id = %s "
-        "AND lot_code = %s AND status = %s",
+        f"SELECT coalesce(sum(b.on_hand - b.allocated - {OWED_TO_PUTAWAY}), 0) "
+        "FROM inventory_balances b "
+        "WHERE b.warehouse_id = %s AND b.location_id = %s AND b.product_id = %s "
+        "AND b.lot_code = %s AND b.status = %s",
         (key.warehouse_id, key.location_id, key.product_id, key.lot_code, key.status.value),
     )
     row = await cursor.fetchone()
@@ -271,8 +283,9 @@ async def apply_moves(
     created empty), except those in ``locked`` (what ``lock_balances`` returned to a
     caller that locked them already in this transaction: a pick locks its source and
     staging balances up front); each key's units taken are then one conditional update
-    (only unallocated stock: what it held before this call's additions, which never name
-    a key they also take from), the units added another, and the ledger rows one insert
+    (only stock neither allocated nor owed to an open putaway task: what it held before
+    this call's additions, which never name a key they also take from), the units added
+    another, and the ledger rows one insert
     in the order given. Returns the movement ids in that order.
     """
     if not moves:
@@ -291,7 +304,7 @@ async def apply_moves(
     async with conn.pipeline():
         if taken_keys:
             taking = await conn.execute(
-                _SHIFT_ON_HAND + " AND b.on_hand - b.allocated >= -v.q "
+                _SHIFT_ON_HAND + f" AND b.on_hand - b.allocated - {OWED_TO_PUTAWAY} >= -v.q "
                 "RETURNING b.warehouse_id, b.location_id, b.product_id, b.lot_code, b.status",
                 (*_key_columns(taken_keys), [taken[key] for key in taken_keys]),
             )
@@ -308,7 +321,8 @@ async def apply_moves(
             if key not in done:  # the first short key in lock order is reported
                 available = await free_quantity(conn, key)
                 raise InsufficientStockError(
-                    f"only {available} unallocated unit(s) there; {-taken[key]} requested",
+                    f"only {available} free unit(s) there (neither allocated nor owed to a "
+                    f"putaway task); {-taken[key]} requested",
                     available=available,
                     requested=-taken[key],
                 )

@@ -223,12 +223,28 @@ async def mark_many_confirmed(
     )
 
 
+async def reduce(
+    conn: AsyncConnection, task_id: int, quantity: int, *, cancel: bool, actor: str
+) -> None:
+    """Take ``quantity`` units off an open task; with ``cancel`` the task ends cancelled."""
+    await conn.execute(
+        "UPDATE putaway_tasks SET cancelled_quantity = cancelled_quantity + %(q)s, "
+        "quantity = CASE WHEN %(cancel)s THEN quantity ELSE quantity - %(q)s END, "
+        "status = CASE WHEN %(cancel)s THEN 'cancelled' ELSE status END, "
+        "cancelled_by = CASE WHEN %(cancel)s THEN %(actor)s END, "
+        "cancelled_at = CASE WHEN %(cancel)s THEN now() END "
+        "WHERE id = %(id)s AND status = 'open'",
+        {"q": quantity, "cancel": cancel, "actor": actor, "id": task_id},
+    )
+
+
 _TASK_COLUMNS = (
     "t.id, t.asn_id AS asn, t.receipt_id AS receipt, w.code AS warehouse, p.sku, "
     "nullif(t.lot_code, '') AS lot, lt.expiry, t.quantity, f.code AS from_location, "
     "s.code AS suggested_location, c.code AS confirmed_location, t.status, t.received_at, "
     "t.created_at, t.confirmed_by, t.confirmed_at, "
-    "t.dock_to_stock_seconds::float8 AS dock_to_stock_seconds "
+    "t.dock_to_stock_seconds::float8 AS dock_to_stock_seconds, t.cancelled_quantity, "
+    "t.cancelled_by, t.cancelled_at "
     "FROM putaway_tasks t "
     "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
     "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "

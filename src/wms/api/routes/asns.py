@@ -19,10 +19,13 @@ from wms.api.schemas import (
     TEXT_PATTERN,
     Code,
     IdPath,
+    Lot,
     Name,
+    PositiveQuantity,
     RequestModel,
     ResponseModel,
     Sku,
+    Uom,
     examples,
     text_query,
 )
@@ -32,12 +35,8 @@ from wms.services import asns as service
 from wms.store import asns as store
 
 router = api_router("inbound")
-MAX_QUANTITY = 1_000_000_000
 MAX_LINES = 5000
-Lot = Annotated[str | None, Field(max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")]
-Uom = Annotated[str | None, Field(max_length=10, pattern=r"^[A-Z0-9]+$")]
 Barcode = Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 Reference = Annotated[
     str,
     StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=TEXT_PATTERN),
@@ -48,7 +47,7 @@ class NewAsnLine(RequestModel):
     """An expected line; ``lot``/``expiry`` optional (named when the supplier knows them)."""
 
     sku: Sku
-    quantity: Quantity
+    quantity: PositiveQuantity
     uom: Uom = None
     lot: Lot = None
     expiry: date | None = None
@@ -75,7 +74,7 @@ class ScanLine(RequestModel):
     location: Code
     sku: Sku | None = None
     barcode: Barcode = None
-    quantity: Quantity
+    quantity: PositiveQuantity
     uom: Uom = None
     lot: Lot = None
     expiry: date | None = None
@@ -97,7 +96,7 @@ class NewReceipt(RequestModel):
     location: Code | None = None
     sku: Sku | None = None
     barcode: Barcode = None
-    quantity: Quantity | None = None
+    quantity: PositiveQuantity | None = None
     uom: Uom = None
     lot: Lot = None
     expiry: date | None = None

@@ -15,11 +15,15 @@ from wms.api.pagination import ListQuery, Page, start_listing
 from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import (
+    MAX_QUANTITY,
     Code,
     IdPath,
+    Lot,
+    PositiveQuantity,
     RequestModel,
     ResponseModel,
     Sku,
+    Uom,
     examples,
     text,
     text_query,
@@ -31,10 +35,6 @@ from wms.services.inventory import Quantity, StockChange
 from wms.store import inventory as store
 
 router = api_router("inventory")
-MAX_QUANTITY = 1_000_000_000
-Lot = Annotated[str | None, Field(max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")]
-Uom = Annotated[str | None, Field(max_length=10, pattern=r"^[A-Z0-9]+$")]
-PositiveQuantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
 SignedQuantity = Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 
 

@@ -1,5 +1,5 @@
-"""``/putaway-tasks``: tasks moving received stock from the dock, and their confirmation
-(one or a batch)."""
+"""``/putaway-tasks``: tasks moving received stock from the dock, their confirmation
+(one or a batch) and cancellation."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from wms.api.schemas import (
     Code,
     IdPath,
     IdQuery,
+    PositiveQuantity,
     RequestModel,
     ResponseModel,
     examples,
+    text,
     text_query,
 )
 from wms.services import putaway as service
@@ -33,16 +35,19 @@ router = api_router("putaway")
 
 
 class TaskStatus(StrEnum):
-    """A task is open until its stock is confirmed at a location."""
+    """A task is open until its stock is confirmed at a location, or it is cancelled."""
 
     OPEN = "open"
     CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
 
 
 class PutawayTask(ResponseModel):
     """A putaway task; ``suggested_location`` is null when no location had room.
 
-    ``dock_to_stock_seconds`` is the time from receipt to confirmation.
+    ``dock_to_stock_seconds`` is the time from receipt to confirmation. ``quantity`` is
+    what is (or was last) to be put away; ``cancelled_quantity`` what was cancelled off
+    it, the units left at the dock.
     """
 
     id: int
@@ -62,6 +67,9 @@ class PutawayTask(ResponseModel):
     confirmed_by: str | None
     confirmed_at: datetime | None
     dock_to_stock_seconds: float | None
+    cancelled_quantity: int
+    cancelled_by: str | None
+    cancelled_at: datetime | None
 
 
 class Confirmation(RequestModel):
@@ -70,6 +78,15 @@ class Confirmation(RequestModel):
     model_config = examples({"location": "A-01-02"})
 
     location: Code | None = None
+
+
+class Cancellation(RequestModel):
+    """Body of ``POST /putaway-tasks/{id}/cancel``; without ``quantity``: all of it."""
+
+    model_config = examples({"quantity": 4, "reason": "4 short at the dock"})
+
+    quantity: PositiveQuantity | None = None
+    reason: Annotated[str | None, text(200)] = None
 
 
 class BatchConfirmation(RequestModel):
@@ -144,6 +161,26 @@ async def confirm(
         request,
         principal,
         lambda uow: service.confirm(uow, id, location),
+        lambda task: Answer(200, PutawayTask.model_validate(task)),
+    )
+
+
+@router.post("/putaway-tasks/{id}/cancel", response_model=PutawayTask)
+async def cancel(
+    id: IdPath, request: Request, principal: PrincipalDep, body: Cancellation | None = None
+) -> Response:
+    """Cancel an open task, or reduce it by ``quantity`` (it stays open with the rest).
+
+    The units stay at the dock, free again for moves, adjustments and counts: while a
+    task is open, its units there can only be put away. The room promised to its
+    suggested location is given back. A task not open answers 409 ``invalid-state``.
+    """
+    quantity = body.quantity if body is not None else None
+    reason = body.reason if body is not None else None
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.cancel(uow, id, quantity, reason),
         lambda task: Answer(200, PutawayTask.model_validate(task)),
     )
 

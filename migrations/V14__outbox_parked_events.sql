@@ -1,10 +1,9 @@
--- V14: an event Kafka refuses for good (larger than the producer's message.max.bytes,
--- a record the broker calls invalid) is parked instead of being sent again at every
--- batch: before, such a row stopped the relay at every restart and every event behind
--- it waited. A parked row stays in the outbox (the feed still serves it; retention
--- keeps it while a relay runs) until an operator requeues it (`wms-server events
--- requeue`). The relay's scan (outbox_unpublished_idx) keeps its index: parked rows are
--- few and filtered out on the way.
+-- V14: an event the producer refuses for good (larger than its message.max.bytes) is
+-- parked instead of being sent again at every batch: before, such a row stopped the
+-- relay at every restart and every event behind it waited. A parked row stays in the
+-- outbox (the feed still serves it; retention keeps it while a relay runs) until an
+-- operator requeues it (`wms-server events requeue`). The relay's scan keeps its index
+-- (outbox_unpublished_idx): parked rows are few and filtered out on the way.
 ALTER TABLE outbox
     ADD COLUMN parked_at     timestamptz,
     ADD COLUMN parked_reason text,

@@ -6,9 +6,12 @@ then allocated the stock its putaway task still meant to move.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
-from tests.conftest import ApiClient
+import psycopg
+
+from tests.conftest import ApiClient, until_sessions_wait_for_locks
 from tests.integration.test_inbound import build_inbound_world, must, new_asn, scan
 from tests.integration.test_putaway import receive
 
@@ -60,3 +63,28 @@ def test_the_type_of_a_location_with_stock_or_open_tasks_does_not_change(api: Ap
     assert changed.status_code == 200, changed.text
     # A-01 now holds the stock: still locked.
     assert api.patch(f"{WH}/locations/{destination}", json={"type": "dock"}).status_code == 409
+
+
+def test_a_receipt_in_flight_when_its_dock_stops_being_one_receives_nothing(
+    api: ApiClient, database_url: str
+) -> None:
+    build_inbound_world(api)
+    asn = must(new_asn(api))
+    assert must(api.get(f"{WH}/locations/DOCK-1"), 200)["type"] == "dock"  # cached as a dock
+    # A type change, locked and not yet committed, as PATCH holds it: the receipt reads
+    # DOCK-1 as a dock, then must wait for that lock and read the type again.
+    with psycopg.connect(database_url) as change:
+        change.execute("UPDATE wms.locations SET type = 'storage' WHERE code = 'DOCK-1'")
+        answers: list[Any] = []
+        receiving = threading.Thread(
+            target=lambda: answers.append(
+                api.post(f"/asns/{asn['id']}/receipts", json={"lines": [scan()]})
+            )
+        )
+        receiving.start()
+        until_sessions_wait_for_locks(database_url, 1, "the receipt")
+        change.commit()
+    receiving.join()
+    assert answers[0].status_code == 409, answers[0].text  # before: 201, tasks from storage
+    assert "stopped being a dock" in answers[0].json()["detail"]
+    assert must(api.get("/putaway-tasks"), 200)["items"] == []

@@ -8,7 +8,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.conftest import TenantKeys
+from tests.conftest import ApiClient, TenantKeys
 from tests.e2e.worker_helpers import prune, relay_once, write_events
 from tests.integration.kafka_fixtures import Broker
 from tests.integration.test_cli_admin import run
@@ -104,3 +104,22 @@ def test_retention_keeps_what_kafka_has_not_acknowledged_while_a_relay_runs(
     assert prune(database_url, published_only=False) == 1
     assert outbox_state(database_url, unsent) is None
     assert outbox_state(database_url, recent) == (False, None)
+
+
+def test_a_reader_without_a_cursor_starts_after_what_retention_removed(
+    api: ApiClient, database_url: str, tenant: TenantKeys
+) -> None:
+    kept, sent = write_events(
+        database_url, tenant.tenant_id, [("C", {"seq": 0}), ("C", {"seq": 1})], age_days=30
+    )
+    write_events(database_url, tenant.tenant_id, [("C", {"seq": 2})])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE wms.outbox SET published_at = now() WHERE event_id = %s", (sent,))
+    assert prune(database_url, published_only=True) == 1  # seq 1; seq 0 waits for Kafka
+    assert outbox_state(database_url, kept) == (False, None)
+
+    first = api.get("/events", params={"limit": 1})
+    assert [item["data"]["seq"] for item in first.json()["items"]] == [2]
+    again = api.get("/events", params={"cursor": first.json()["next_cursor"]})
+    assert again.status_code == 200, again.text  # before: seq 0 first, then 410 forever
+    assert again.json()["items"] == []

@@ -6,10 +6,11 @@ advisory lock on a dedicated connection; workers share the shards evenly. A batc
 marked published only after Kafka acknowledged all of it, and the next batch is read
 only then, so a crash re-sends at most one batch (consumers de-duplicate by ``id``).
 
-An event Kafka refuses for good (``REFUSED_FOR_GOOD``: too large, an invalid record) is
-parked, not retried: sent again it would be refused again, and every event behind it
-would wait forever. It stays readable from the feed; ``wms-server events requeue``
-gives it back once the limit is raised. Its key's later events go on without it.
+An event the producer refuses for good (``REFUSED_FOR_GOOD``: larger than its
+``message.max.bytes``) is parked, not retried: sent again it would be refused again,
+and every event behind it would wait forever. It stays readable from the feed;
+``wms-server events requeue`` gives it back once the limit is raised. Its key's later
+events go on without it.
 """
 
 from __future__ import annotations
@@ -36,18 +37,13 @@ log = structlog.get_logger(__name__)
 LOCK_CLASS = 0x574D53  # "WMS": the advisory-lock namespace of relay shards
 PRESENCE = -1  # every relay holds this key shared, so the count of relays is visible
 NOTIFY_CHANNEL = "wms_outbox"
-# Errors that belong to one message and would come back on every resend. librdkafka
-# retries the rest itself (message.timeout.ms = 0), and an error that stays (a missing
-# ACL) refuses every message alike: those are retried, in order, by the next batch.
-REFUSED_FOR_GOOD = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_MSG,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.INVALID_RECORD,
-    }
-)
+# Errors ``produce()`` raises for one message before sending it, and would raise again
+# for it on every resend. Only those park a row: what the broker refuses arrives per
+# batch (librdkafka does not split a refused batch), so a broker-side "too large"
+# names healthy events with the bad one; those stay unpublished and are retried in
+# order (a topic limit below WMS_KAFKA_MESSAGE_MAX_BYTES stalls the relay, and
+# OutboxRelayStalled says so).
+REFUSED_FOR_GOOD = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG_SIZE})
 
 
 async def admin_connect(url: str) -> AsyncConnection:
@@ -113,7 +109,8 @@ class Relay:
     async def relay_once(self) -> int:
         """Publish one batch of the held shards; return how many events left the backlog.
 
-        Those are the ones Kafka acknowledged and the ones it refused for good (parked).
+        Those are the ones Kafka acknowledged and the ones the producer refused for good
+        (parked).
         """
         assert self._conn is not None
         await self.confirm_lease()
@@ -180,7 +177,8 @@ class Relay:
     ) -> tuple[list[EventRow], list[tuple[EventRow, KafkaError]]]:
         """Produce ``rows`` in order and wait for every outcome.
 
-        Returns the rows Kafka acknowledged and those it refused for good, with the error.
+        Returns the rows Kafka acknowledged and those the producer refused for good before
+        sending them, with the error.
         """
         outcomes: dict[int, KafkaError | None] = {}
 
@@ -191,10 +189,12 @@ class Relay:
             return callback
 
         trace_headers = kafka_trace_headers()  # consumers continue the publish span's trace
+        refused_locally: set[int] = set()
         for index, row in enumerate(rows):
             refused = await self._produce(row, trace_headers, on_delivery(index))
             if refused is not None:
                 outcomes[index] = refused
+                refused_locally.add(index)
         await self._wait_for_outcomes(outcomes, len(rows))
         now = datetime.now(UTC)
         delivered: list[EventRow] = []
@@ -208,7 +208,7 @@ class Relay:
                 metrics.PUBLISH_LATENCY.observe(max((now - row.occurred_at).total_seconds(), 0))
                 continue
             metrics.PUBLISH_ERRORS.labels(kind=err.name()).inc()
-            if err.code() in REFUSED_FOR_GOOD:
+            if index in refused_locally:
                 refused_rows.append((row, err))
             else:
                 log.warning("relay_delivery_failed", event_id=str(row.event_id), error=str(err))

@@ -68,8 +68,8 @@ extension attribute `tenant` (the tenant code) and `data`.
 (polling every `WMS_WORKER_POLL_SECONDS` as a fallback), waits while Kafka is away
 (the idempotent producer retries without reordering), prunes events older than the
 retention (with Kafka configured, only those Kafka acknowledged) and creates ledger
-partitions ahead. An event Kafka refuses for good (over `WMS_KAFKA_MESSAGE_MAX_BYTES`,
-an invalid record) is parked so its key's later events go on: `wms-server events
+partitions ahead. An event the producer refuses for good (over
+`WMS_KAFKA_MESSAGE_MAX_BYTES`) is parked so its key's later events go on: `wms-server events
 parked` lists them, `wms-server events requeue` sends them again (after the later
 ones; docs/runbooks/outbox-relay-stalled.md). Metrics on `METRICS_PORT`:
 `wms_outbox_backlog`, `wms_outbox_oldest_unpublished_age_seconds`,

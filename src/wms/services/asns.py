@@ -207,6 +207,14 @@ async def receive(
                 condition=scan.condition, location_id=dock.id,
             )
         )  # fmt: skip
+    # Read again under the docks' locks: a location's type changes only while it holds no
+    # stock and no open task, which this receipt is about to add (services.locations).
+    types = await location_store.lock_types(uow.conn, sorted(docks))
+    for dock, _ in docks.values():
+        if types.get(dock.id) != "dock":
+            raise ConflictError(
+                f"location {dock.code} stopped being a dock; receive at a dock", code=dock.code
+            )
     for dock, units in docks.values():
         await inventory.ensure_room(uow, dock, units)
     receipt_id, received_at = await store.insert_receipt(

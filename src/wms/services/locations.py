@@ -80,6 +80,7 @@ async def import_locations(
     wh_id = await warehouse_id(uow.conn, wh)
     zones = await store.zone_ids(uow.conn, wh_id)
     valid = validate_rows(read_rows(), zones)
+    await store.lock_by_code(uow.conn, wh_id, [row.code for row in valid])
     locked = await store.type_changes_locked(
         uow.conn, wh_id, [(row.code, row.type.value) for row in valid]
     )

@@ -290,11 +290,33 @@ async def replace_putaway_rules(
             )
 
 
+async def lock_by_code(conn: AsyncConnection, warehouse_id: int, codes: Sequence[str]) -> None:
+    """Lock the existing locations of ``codes`` FOR UPDATE, in code order (as the upsert)."""
+    await conn.execute(
+        "SELECT 1 FROM locations WHERE warehouse_id = %s AND code = ANY(%s::text[]) "
+        "ORDER BY code FOR UPDATE",
+        (warehouse_id, list(codes)),
+    )
+
+
+async def lock_types(conn: AsyncConnection, location_ids: Sequence[int]) -> dict[int, str]:
+    """Lock locations against a type change (and filling), in id order; their types now."""
+    cursor = await conn.execute(
+        "SELECT id, type FROM locations WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+        (sorted(location_ids),),
+    )
+    return {int(row[0]): str(row[1]) for row in await cursor.fetchall()}
+
+
 async def type_changes_locked(
     conn: AsyncConnection, warehouse_id: int, types: Sequence[tuple[str, str]]
 ) -> set[str]:
     """Of the ``(code, new type)`` pairs, the codes of existing locations whose type would
-    change while they hold stock on hand or are the source or target of an open task."""
+    change while they hold stock on hand or are the source or target of an open task.
+
+    Read under the locations' locks (``lock_by_code``, or PATCH's): a receipt locks its
+    docks (``lock_types``) before it adds stock or tasks there.
+    """
     if not types:
         return set()
     cursor = await conn.execute(
@@ -303,10 +325,14 @@ async def type_changes_locked(
         "WHERE EXISTS (SELECT 1 FROM inventory_balances b WHERE b.location_id = l.id "
         "AND b.on_hand > 0) "
         "OR EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.status = 'open' "
-        "AND l.id IN (t.from_location_id, t.suggested_location_id)) "
+        "AND t.from_location_id = l.id) "
+        "OR EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.status = 'open' "
+        "AND t.suggested_location_id = l.id) "
         "OR EXISTS (SELECT 1 FROM pick_tasks t WHERE t.status = 'open' AND t.location_id = l.id) "
         "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.status = 'open' "
-        "AND l.id IN (t.from_location_id, t.to_location_id))",
+        "AND t.from_location_id = l.id) "
+        "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.status = 'open' "
+        "AND t.to_location_id = l.id)",
         ([code for code, _ in types], [kind for _, kind in types], warehouse_id),
     )
     return {str(row[0]) for row in await cursor.fetchall()}

@@ -69,7 +69,12 @@ async def list_events(
     principal: PrincipalDep,
     query: Annotated[EventQuery, query_of(EventQuery)],
 ) -> EventPage:
-    """The tenant's events after ``cursor`` (from the oldest retained without one)."""
+    """The tenant's events after ``cursor`` (without one: from the oldest retained).
+
+    Without a cursor the feed starts after the newest event retention removed: older
+    ones a relay still keeps for Kafka are past the retention, and a cursor among them
+    would be answered 410 at the next page, again and again.
+    """
     codec: CursorCodec = request.app.state.cursors
     cursor, limit = query.cursor, query.limit
     xid, last_id = (0, 0)
@@ -78,7 +83,12 @@ async def list_events(
         xid, last_id = int(position[0]), int(position[1])
     async with read_transaction(request, principal) as conn:
         rows_cursor = conn.cursor(row_factory=dict_row)
-        if cursor:
+        if not cursor:
+            await rows_cursor.execute("SELECT xid::text AS xid, id FROM outbox_pruned")
+            marker = await rows_cursor.fetchone()
+            if marker is not None:
+                xid, last_id = int(marker["xid"]), int(marker["id"])
+        else:
             await rows_cursor.execute(
                 "SELECT 1 FROM outbox_pruned WHERE (xid, id) > (%s::text::xid8, %s)",
                 (str(xid), last_id),

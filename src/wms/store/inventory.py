@@ -228,7 +228,7 @@ async def insert_lot(
 # other take. The balance row is locked before a take reads this, and a receipt adds to
 # that same row in the transaction that creates its tasks, so none is missed.
 OWED_TO_PUTAWAY = (
-    "coalesce((SELECT sum(t.quantity) FROM putaway_tasks t WHERE t.status = 'open' "
+    "coalesce((SELECT sum(t.quantity)::bigint FROM putaway_tasks t WHERE t.status = 'open' "
     "AND t.tenant_id = b.tenant_id AND t.warehouse_id = b.warehouse_id "
     "AND t.product_id = b.product_id AND t.from_location_id = b.location_id "
     "AND t.lot_code = b.lot_code "

@@ -12,8 +12,8 @@ from psycopg.rows import dict_row
 
 from wms.events.cloudevents import EventRow
 
-# Only rows whose transaction is older than every transaction still running: a later
-# commit of a lower xid can then never appear behind a position already read.
+# The feed's rule: only rows whose transaction is older than every transaction still
+# running, so a later commit of a lower xid can never appear behind a position already read.
 VISIBLE = "o.xid < pg_snapshot_xmin(pg_current_snapshot())"
 # The key shard of a row: one aggregate's events always fall in the same shard.
 SHARD = "(hashtext(o.tenant_id::text || '/' || o.aggregate || '/' || o.aggregate_id) & 2147483647)"
@@ -31,24 +31,60 @@ def to_row(row: dict[str, Any]) -> EventRow:
 async def unpublished(
     conn: AsyncConnection, *, shards: list[int], shard_count: int, limit: int
 ) -> list[EventRow]:
-    """The oldest unpublished, visible events of ``shards`` in (xid, id) order."""
+    """The unpublished events of ``shards`` in commit order (V16), oldest first.
+
+    Pending commits are walked in their order and each one's waiting rows read by its
+    transaction id; committed rows only, so nothing waits for transactions still open.
+    """
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        f"SELECT {_COLUMNS} FROM outbox o JOIN tenants t ON t.id = o.tenant_id "
-        f"WHERE o.published_at IS NULL AND o.parked_at IS NULL AND {VISIBLE} "
-        f"AND {SHARD} %% %(n)s = ANY(%(shards)s) ORDER BY o.xid, o.id LIMIT %(limit)s",
+        f"SELECT {_COLUMNS} FROM outbox_commits c "
+        "JOIN LATERAL (SELECT * FROM outbox o WHERE o.tenant_id = c.tenant_id "
+        "AND o.xid = c.xid AND o.published_at IS NULL AND o.parked_at IS NULL "
+        f"AND {SHARD} %% %(n)s = ANY(%(shards)s)) o ON true "
+        "JOIN tenants t ON t.id = o.tenant_id ORDER BY c.seq, o.id LIMIT %(limit)s",
         {"n": shard_count, "shards": shards, "limit": limit},
     )
     return [to_row(row) for row in await cursor.fetchall()]
 
 
-async def mark_published(conn: AsyncConnection, keys: list[tuple[int, int]]) -> None:
-    """Record that Kafka acknowledged these (tenant_id, id) rows."""
+async def mark_published(conn: AsyncConnection, rows: list[EventRow]) -> None:
+    """Record that Kafka acknowledged these rows; forget the commits left with none waiting.
+
+    A commit whose other rows another relay (another shard) publishes at the same moment
+    may stay behind: ``sweep_commits`` removes it later.
+    """
+    tenants, ids = [r.tenant_id for r in rows], [r.id for r in rows]
+    xids = [str(r.xid) for r in rows]
     await conn.execute(
         "UPDATE outbox SET published_at = now() FROM unnest(%s::bigint[], %s::bigint[]) "
         "AS k(tenant_id, id) WHERE outbox.tenant_id = k.tenant_id AND outbox.id = k.id",
-        ([k[0] for k in keys], [k[1] for k in keys]),
+        (tenants, ids),
     )
+    await conn.execute(
+        "DELETE FROM outbox_commits c USING unnest(%s::bigint[], %s::text[]) AS k(tenant_id, xid) "
+        "WHERE c.tenant_id = k.tenant_id AND c.xid = k.xid::xid8 AND NOT EXISTS ("
+        "SELECT 1 FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.xid = c.xid "
+        "AND o.published_at IS NULL)",
+        (tenants, xids),
+    )
+
+
+async def sweep_commits(conn: AsyncConnection) -> int:
+    """Forget the commits older than the oldest one with an event still waiting.
+
+    What the relay leaves (a commit whose rows two relays published at once) and, without
+    a relay, the commits of pruned events. A walk from the oldest commit that stops at the
+    first one still waiting: each run reads about what it deletes.
+    """
+    cursor = await conn.execute(
+        "WITH waiting AS (SELECT c.seq FROM outbox_commits c WHERE EXISTS (SELECT 1 "
+        "FROM outbox o WHERE o.tenant_id = c.tenant_id AND o.xid = c.xid "
+        "AND o.published_at IS NULL) ORDER BY c.seq LIMIT 1) "
+        "DELETE FROM outbox_commits WHERE seq < coalesce((SELECT seq FROM waiting), "
+        "9223372036854775807)"
+    )
+    return cursor.rowcount
 
 
 async def park(conn: AsyncConnection, row: EventRow, reason: str) -> None:

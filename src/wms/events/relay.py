@@ -1,10 +1,11 @@
 """The outbox relay: committed events to Kafka ``wms.events``, at least once, in key order.
 
-Rows are read in (xid, id) order and only below the snapshot's xmin (DESIGN §6.4).
-Each key shard is relayed by one worker at a time, the one holding its session
-advisory lock on a dedicated connection; workers share the shards evenly. A batch is
-marked published only after Kafka acknowledged all of it, and the next batch is read
-only then, so a crash re-sends at most one batch (consumers de-duplicate by ``id``).
+Committed rows are read in commit order (V16; DESIGN §6.4 reads by xid, which is not
+commit order, see the migration). Each key shard is relayed by one worker at a time,
+the one holding its session advisory lock on a dedicated connection; workers share the
+shards evenly. A batch is marked published only after Kafka acknowledged all of it, and
+the next batch is read only then, so a crash re-sends at most one batch (consumers
+de-duplicate by ``id``).
 
 An event the producer refuses for good (``REFUSED_FOR_GOOD``: larger than its
 ``message.max.bytes``) is parked, not retried: sent again it would be refused again,
@@ -134,7 +135,7 @@ class Relay:
             if len(delivered) < len(rows):
                 mark_error(span, f"{len(rows) - len(delivered)} event(s) not acknowledged")
         if delivered:
-            await outbox_sql.mark_published(self._conn, [(r.tenant_id, r.id) for r in delivered])
+            await outbox_sql.mark_published(self._conn, delivered)
         for row, err in refused:
             await outbox_sql.park(self._conn, row, f"{err.name()}: {err.str()}")
             metrics.PARKED.labels(kind=err.name()).inc()

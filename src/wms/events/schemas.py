@@ -44,10 +44,15 @@ extension attribute `tenant` (the tenant code) and `data`.
 - **Kafka** `{EVENTS_TOPIC}`: value = the event (`{CONTENT_TYPE}`), key =
   `{{tenant}}/{{aggregate}}/{{id}}` (one aggregate's events keep their order), headers `ce_id`,
   `ce_type`. Delivery is at least once, in order per key; `wms-server worker` relays
-  the transactional outbox (DESIGN §6.4).
+  the transactional outbox (DESIGN §6.4) in commit order: each transaction that writes
+  events draws a number at commit, while it still holds its locks (V16), so of two
+  changes of one aggregate the first committed is published first, and no open
+  transaction holds committed events back.
 - **Feed** `GET /api/v1/events?cursor=`: the same events of the caller's tenant, in
-  commit-safe order; `next_cursor` is never null; a cursor older than the retention
-  (`WMS_EVENT_RETENTION_HOURS`, default 168) answers 410 `cursor-expired`.
+  commit-safe order (by transaction id, shown once every older transaction ended, so a
+  cursor never skips one; two changes of one aggregate appear in transaction-id order,
+  which may differ from commit order); `next_cursor` is never null; a cursor older than
+  the retention (`WMS_EVENT_RETENTION_HOURS`, default 168) answers 410 `cursor-expired`.
 - **Intake** `{INBOUND_TOPIC}`: CloudEvent `{ORDER_CREATE_REQUESTED}`, `tenant` = tenant
   code, `data` = a `POST /api/v1/orders` body. The same number and content again is a
   no-op; different content goes to `{INBOUND_TOPIC}.dlq` with header `dlq_reason:

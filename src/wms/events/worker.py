@@ -116,6 +116,7 @@ async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> Non
                     metrics.PRUNED.inc(removed)
                     if removed < PRUNE_BATCH:
                         break
+                await outbox_sql.sweep_commits(conn)
             if now - partitions_at >= PARTITIONS_EVERY_SECONDS:
                 partitions_at = now
                 await asyncio.to_thread(ensure_movement_partitions, admin_url)

@@ -28,8 +28,11 @@ HISTORY_TABLE = "flyway_schema_history"
 # Any constant works as long as every migrator agrees; this one spells "wmsmigr".
 ADVISORY_LOCK_KEY = 0x776D736D696772
 # Expand/contract (DESIGN §6.5): this build runs on any schema at least this version, so
-# during a rolling deploy old pods keep serving after the new release has migrated.
-MINIMUM_SCHEMA_VERSION = "1"
+# during a rolling deploy old pods keep serving after the new release has migrated. It
+# is the newest migration whose tables or columns this build's code uses: V16's commit
+# order (the relay), V15's cancelled putaway tasks, V14's parked events. It said "1"
+# until then, which no build since V2 could honour.
+MINIMUM_SCHEMA_VERSION = "16"
 _FILE_NAME = re.compile(r"^V(?P<version>\d+(?:[._]\d+)*)__(?P<description>[^.]+)\.sql$")
 
 

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg.types.json import Jsonb
 
 from tests.conftest import TenantKeys
@@ -25,6 +26,10 @@ EVENT = (
     "INSERT INTO wms.outbox (tenant_id, event_id, type, source, subject, aggregate, "
     "aggregate_id, data) VALUES (%s, gen_random_uuid(), 'wms.test.sequenced', '/wms/local/-', "
     "'test/K', 'test', 'K', %s)"
+)
+
+EVENT_OF_XID = EVENT.replace("(tenant_id,", "(xid, tenant_id,").replace(
+    "VALUES (", "VALUES (%s::xid8, "
 )
 
 
@@ -128,3 +133,26 @@ def test_upgrading_numbers_the_waiting_events_in_their_old_order(
     with psycopg.connect(empty_database_url) as conn:
         numbered = conn.execute("SELECT xid::text FROM wms.outbox_commits ORDER BY seq").fetchall()
     assert [row[0] for row in numbered] == xids[1:]  # the published one needs none
+
+
+def test_every_transaction_id_of_a_commit_gets_its_number_and_a_clash_fails_loudly(
+    database_url: str, tenant: TenantKeys
+) -> None:
+    # Rows carrying explicit transaction ids (copied back from an archive) each need one.
+    with psycopg.connect(database_url) as conn:
+        for xid in ("5", "6"):
+            conn.execute(
+                EVENT.replace("(tenant_id,", "(xid, tenant_id,").replace(
+                    "VALUES (", "VALUES (%s::xid8, "
+                ),
+                (xid, tenant.tenant_id, Jsonb({"seq": int(xid)})),
+            )
+        conn.commit()
+        numbered = conn.execute("SELECT xid::text FROM wms.outbox_commits ORDER BY seq").fetchall()
+        assert [row[0] for row in numbered] == ["5", "6"]
+        # A sequence set back must not drop a commit's number (its events would wait forever).
+        conn.execute("SELECT setval('wms.outbox_commit_seq', 1, false)")
+        conn.commit()
+        conn.execute(EVENT, (tenant.tenant_id, Jsonb({"seq": 7})))
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.commit()

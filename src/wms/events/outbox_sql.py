@@ -51,8 +51,9 @@ async def unpublished(
 async def mark_published(conn: AsyncConnection, rows: list[EventRow]) -> None:
     """Record that Kafka acknowledged these rows; forget the commits left with none waiting.
 
-    A commit whose other rows another relay (another shard) publishes at the same moment
-    may stay behind: ``sweep_commits`` removes it later.
+    Two statements, each committed on its own (autocommit): of two relays publishing the
+    rows of one commit at once, the later DELETE sees the other's UPDATE. A crash between
+    them leaves a commit row to ``sweep_commits``.
     """
     tenants, ids = [r.tenant_id for r in rows], [r.id for r in rows]
     xids = [str(r.xid) for r in rows]

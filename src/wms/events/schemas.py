@@ -46,8 +46,8 @@ extension attribute `tenant` (the tenant code) and `data`.
   `ce_type`. Delivery is at least once, in order per key; `wms-server worker` relays
   the transactional outbox (DESIGN §6.4) in commit order: each transaction that writes
   events draws a number at commit, while it still holds its locks (V16), so of two
-  changes of one aggregate the first committed is published first, and no open
-  transaction holds committed events back.
+  changes that waited for each other (one aggregate's row, a key) the first committed
+  is published first, and no open transaction holds committed events back.
 - **Feed** `GET /api/v1/events?cursor=`: the same events of the caller's tenant, in
   commit-safe order (by transaction id, shown once every older transaction ended, so a
   cursor never skips one; two changes of one aggregate appear in transaction-id order,

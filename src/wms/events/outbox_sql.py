@@ -12,9 +12,6 @@ from psycopg.rows import dict_row
 
 from wms.events.cloudevents import EventRow
 
-# The feed's rule: only rows whose transaction is older than every transaction still
-# running, so a later commit of a lower xid can never appear behind a position already read.
-VISIBLE = "o.xid < pg_snapshot_xmin(pg_current_snapshot())"
 # The key shard of a row: one aggregate's events always fall in the same shard.
 SHARD = "(hashtext(o.tenant_id::text || '/' || o.aggregate || '/' || o.aggregate_id) & 2147483647)"
 _COLUMNS = (
@@ -74,9 +71,9 @@ async def mark_published(conn: AsyncConnection, rows: list[EventRow]) -> None:
 async def sweep_commits(conn: AsyncConnection) -> int:
     """Forget the commits older than the oldest one with an event still waiting.
 
-    What the relay leaves (a commit whose rows two relays published at once) and, without
-    a relay, the commits of pruned events. A walk from the oldest commit that stops at the
-    first one still waiting: each run reads about what it deletes.
+    What the relay leaves (a crash between publishing a commit's rows and forgetting it)
+    and, without a relay, the commits of pruned events. A walk from the oldest commit
+    that stops at the first one still waiting: each run reads about what it deletes.
     """
     cursor = await conn.execute(
         "WITH waiting AS (SELECT c.seq FROM outbox_commits c WHERE EXISTS (SELECT 1 "

@@ -12,6 +12,7 @@ from tests.conftest import ApiClient, TenantKeys
 from tests.e2e.worker_helpers import prune, relay_once, write_events
 from tests.integration.kafka_fixtures import Broker
 from tests.integration.test_cli_admin import run
+from tests.integration.test_events_interleaving import settled_feed
 from wms.config import Settings
 from wms.events import metrics, outbox_sql
 from wms.events.relay import admin_connect
@@ -118,8 +119,8 @@ def test_a_reader_without_a_cursor_starts_after_what_retention_removed(
     assert prune(database_url, published_only=True) == 1  # seq 1; seq 0 waits for Kafka
     assert outbox_state(database_url, kept) == (False, None)
 
-    first = api.get("/events", params={"limit": 1})
-    assert [item["data"]["seq"] for item in first.json()["items"]] == [2]
-    again = api.get("/events", params={"cursor": first.json()["next_cursor"]})
+    first = settled_feed(api, {"limit": 1}, 1)
+    assert [item["data"]["seq"] for item in first["items"]] == [2]
+    again = api.get("/events", params={"cursor": first["next_cursor"]})
     assert again.status_code == 200, again.text  # before: seq 0 first, then 410 forever
     assert again.json()["items"] == []

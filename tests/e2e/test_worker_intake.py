@@ -35,6 +35,12 @@ def request(tenant: str, data: object) -> bytes:
     ).encode()
 
 
+def orders_can_be_taken(api: ApiClient) -> None:
+    """The warehouse and product that ``order()`` names."""
+    assert api.post("/warehouses", json={"code": "SP1", "name": "S", "timezone": "UTC"}).is_success
+    assert api.post("/products", json={"sku": "SKU-1", "description": "W"}).is_success
+
+
 def test_a_thousand_inbound_orders_with_duplicates_conflicts_and_invalid_ones(
     launch: Launch,
     *,
@@ -44,8 +50,7 @@ def test_a_thousand_inbound_orders_with_duplicates_conflicts_and_invalid_ones(
     tenant: TenantKeys,
     kafka_broker: Broker,
 ) -> None:
-    assert api.post("/warehouses", json={"code": "SP1", "name": "S", "timezone": "UTC"}).is_success
-    assert api.post("/products", json={"sku": "SKU-1", "description": "W"}).is_success
+    orders_can_be_taken(api)
     rng = random.Random(8)
     valid = [f"IN-{i:04d}" for i in range(920)]
     records = [(n.encode(), request(tenant.code, order(n))) for n in valid]

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.e2e.conftest import WMS_SERVER, Launch, server_env
-from tests.e2e.test_worker_intake import request
+from tests.e2e.test_worker_intake import orders_can_be_taken, request
 from tests.e2e.test_worker_relay import assert_each_key_in_order, order
 from tests.e2e.worker_helpers import (
     metric,
@@ -44,12 +44,6 @@ def refuse_badvalue(sqlstate: str) -> str:
     CREATE TRIGGER test_refuse_value BEFORE INSERT ON wms.orders
         FOR EACH ROW EXECUTE FUNCTION wms.test_refuse_value();
     """
-
-
-def orders_can_be_taken(api: ApiClient) -> None:
-    """The warehouse and product that ``order()`` names."""
-    assert api.post("/warehouses", json={"code": "SP1", "name": "S", "timezone": "UTC"}).is_success
-    assert api.post("/products", json={"sku": "SKU-1", "description": "W"}).is_success
 
 
 def test_the_worker_parks_what_kafka_refuses_dead_letters_what_postgres_refuses_and_goes_on(

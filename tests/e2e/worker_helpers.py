@@ -7,18 +7,21 @@ import re
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from tests.e2e.conftest import WMS_SERVER, Launch, ServerProcess, http_get, server_env
 from tests.integration.kafka_fixtures import Broker
 from wms.events import kafka, outbox_sql
 from wms.events.relay import Relay, admin_connect
+
+T = TypeVar("T")
 
 
 def start_worker(
@@ -144,16 +147,24 @@ def relay_once(database_url: str, broker: Broker) -> int:
     return asyncio.run(_run())
 
 
-def prune(database_url: str, *, published_only: bool) -> int:
-    """One retention pass (168 hours, up to 100 events), as the worker makes it."""
+def as_worker(database_url: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """``work`` on the worker's admin session (``wms_admin``), then closed."""
 
-    async def run_prune() -> int:
+    async def run() -> T:
         conn = await admin_connect(database_url)
         try:
-            return await outbox_sql.prune(
-                conn, retention_hours=168, limit=100, published_only=published_only
-            )
+            return await work(conn)
         finally:
             await conn.close()
 
-    return asyncio.run(run_prune())
+    return asyncio.run(run())
+
+
+def prune(database_url: str, *, published_only: bool) -> int:
+    """One retention pass (168 hours, up to 100 events), as the worker makes it."""
+    return as_worker(
+        database_url,
+        lambda conn: outbox_sql.prune(
+            conn, retention_hours=168, limit=100, published_only=published_only
+        ),
+    )

@@ -7,7 +7,6 @@ open write transaction held every later event back.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 
@@ -16,10 +15,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.conftest import TenantKeys
-from tests.e2e.worker_helpers import prune, relay_once, write_events
+from tests.e2e.worker_helpers import as_worker, prune, relay_once, write_events
 from tests.integration.kafka_fixtures import Broker
 from wms.events import outbox_sql
-from wms.events.relay import admin_connect
 from wms.store.migrations import Migrator, default_migrations_dir, load_migrations
 
 EVENT = (
@@ -94,15 +92,7 @@ def test_without_a_relay_the_commits_of_pruned_events_are_forgotten(
     write_events(database_url, tenant.tenant_id, [("K", {"seq": 1})])
     assert commits(database_url) == 2
     assert prune(database_url, published_only=False) == 1
-
-    async def sweep() -> int:
-        conn = await admin_connect(database_url)
-        try:
-            return await outbox_sql.sweep_commits(conn)
-        finally:
-            await conn.close()
-
-    assert asyncio.run(sweep()) == 1
+    assert as_worker(database_url, outbox_sql.sweep_commits) == 1
     assert commits(database_url) == 1  # the recent one still has its event
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import psycopg
 import pytest
 
 from tests.conftest import ApiClient, TenantKeys
-from tests.e2e.worker_helpers import prune, relay_once, write_events
+from tests.e2e.worker_helpers import as_worker, prune, relay_once, write_events
 from tests.integration.kafka_fixtures import Broker
 from tests.integration.test_cli_admin import run
 from tests.integration.test_events_interleaving import settled_feed
 from wms.config import Settings
 from wms.events import metrics, outbox_sql
-from wms.events.relay import admin_connect
 
 TOO_LARGE = "x" * 1_200_000  # over the producer's message.max.bytes (1,000,000)
 
@@ -31,14 +29,7 @@ def outbox_state(database_url: str, event_id: uuid.UUID) -> tuple[bool, str | No
 
 
 def backlog(database_url: str) -> outbox_sql.Backlog:
-    async def read() -> outbox_sql.Backlog:
-        conn = await admin_connect(database_url)
-        try:
-            return await outbox_sql.backlog(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(read())
+    return as_worker(database_url, outbox_sql.backlog)
 
 
 def test_an_event_kafka_refuses_for_good_is_parked_and_its_key_goes_on(

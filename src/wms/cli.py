@@ -267,8 +267,20 @@ def restore(source: Store, force: bool) -> None:
     help="Months kept in the database besides the current one.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be archived; change nothing.")
+@click.option(
+    "--include-unpublished",
+    is_flag=True,
+    help="With KAFKA_BROKERS set, archive events Kafka has not acknowledged too "
+    "(by default such a month is refused).",
+)
 @click.pass_context
-def archive(ctx: click.Context, target: Store | None, retention_months: int, dry_run: bool) -> None:
+def archive(
+    ctx: click.Context,
+    target: Store | None,
+    retention_months: int,
+    dry_run: bool,
+    include_unpublished: bool,
+) -> None:
     """Archive ledger, audit and outbox months older than the retention (export, verify, drop)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -277,6 +289,8 @@ def archive(ctx: click.Context, target: Store | None, retention_months: int, dry
     settings = load_settings()
     configure_logging("WARNING")
     cutoff = archival.cutoff_for(retention_months)
+    # Without a relay nothing is ever "published": the feed's readers had the retention.
+    keep_unpublished = bool(settings.kafka_brokers) and not include_unpublished
     with sigterm_exits(), database(settings) as ready:
         if dry_run:
             plans = archival.plan(ready.migration_url, cutoff)
@@ -284,11 +298,18 @@ def archive(ctx: click.Context, target: Store | None, retention_months: int, dry
             for planned in plans:
                 rows = ", ".join(f"{table} {count}" for table, count in planned.rows.items())
                 drop = f"; drop partition {planned.partition}" if planned.partition else ""
-                click.echo(f"would archive {planned.month.label}: {rows} rows{drop}")
+                waiting = (
+                    f"; {planned.unpublished} event(s) not yet published to Kafka: refused"
+                    if keep_unpublished and planned.unpublished
+                    else ""
+                )
+                click.echo(f"would archive {planned.month.label}: {rows} rows{drop}{waiting}")
             click.echo(f"{len(plans)} month(s) would be archived")
             return
         assert target is not None
-        done = archival.archive(ready.migration_url, target, cutoff)
+        done = archival.archive(
+            ready.migration_url, target, cutoff, keep_unpublished=keep_unpublished
+        )
     for month in done:
         rows = ", ".join(f"{table} {count}" for table, count in month.rows.items())
         click.echo(

@@ -253,6 +253,54 @@ def test_archive_exports_verifies_drops_and_keeps_the_invariant(  # noqa: PLR091
     assert "damaged or altered" in capsys.readouterr().err
 
 
+def test_with_kafka_a_month_of_unpublished_events_is_refused(
+    env: Settings, history: History, *, database_url: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """With a relay, an event Kafka never acknowledged stops archival of its month."""
+    monkeypatch.setenv("KAFKA_BROKERS", "127.0.0.1:9")  # archival never connects to it
+    target = tmp_path / "archive"
+    argv = ["archive", "--to", str(target), "--retention-months", str(RETENTION)]
+    oldest, first_old = Month(history.no_partition), Month(history.old[0])
+
+    assert run([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"would archive {oldest.label}: inventory_movements 2, audit_log 1, outbox 1 rows; " \
+        "1 event(s) not yet published to Kafka: refused" in out  # fmt: skip
+
+    before = fingerprint(database_url)
+    assert run(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"{oldest.label}: 1 event(s) of that month are not yet published to Kafka" in err
+    assert fingerprint(database_url) == before
+    assert not (target / oldest.label).exists()
+
+    # Published, the oldest month goes; the next one's two events (one parked) stop the run.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE wms.outbox SET published_at = now() WHERE occurred_at < %s",
+            (at(oldest.end, 1),),
+        )
+        conn.execute(
+            "UPDATE wms.outbox SET parked_at = now(), parked_reason = 'too large' WHERE id = "
+            "(SELECT min(id) FROM wms.outbox WHERE occurred_at >= %s AND occurred_at < %s)",
+            (at(first_old.start, 1), at(first_old.end, 1)),
+        )
+    assert run(argv) == 1
+    assert f"{first_old.label}: 2 event(s) of that month" in capsys.readouterr().err
+    assert (target / oldest.label / "manifest.json").exists()
+    first_partition = f"inventory_movements_y{first_old.start:%Y}m{first_old.start:%m}"
+    assert first_partition in partitions(database_url)
+
+    assert run([*argv, "--include-unpublished"]) == 0, capsys.readouterr().err
+    assert "month(s) archived" in capsys.readouterr().out
+    assert first_partition not in partitions(database_url)
+    manifest = json.loads((target / first_old.label / "manifest.json").read_text())
+    assert manifest["tables"]["outbox"]["rows"] == 2
+    check_invariants(database_url)
+
+
 def test_archive_to_s3_and_back(
     env: Settings, history: History, database_url: str, moto_s3: str,
     capsys: pytest.CaptureFixture[str],

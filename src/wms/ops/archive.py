@@ -12,6 +12,10 @@ For each old month (oldest first), one REPEATABLE READ transaction:
    deletes the other rows, in that same transaction, so ``opening + ledger = balance``
    holds for every key before and after the commit.
 
+Where the relay publishes events to Kafka (``keep_unpublished``), a month holding an
+event Kafka has not acknowledged is refused before anything is exported: removing it
+would lose it for Kafka's consumers, the retention's rule (``outbox_sql.prune``) too.
+
 If anything fails the transaction rolls back and the month stays in the database; files
 already written are replaced by the next run only when they hold the very same rows.
 """
@@ -60,6 +64,7 @@ class MonthPlan:
     month: Month
     partition: str | None
     rows: dict[str, int]
+    unpublished: int
 
 
 @dataclass
@@ -109,6 +114,7 @@ def plan(url: str, cutoff: date) -> list[MonthPlan]:
                 month,
                 partitions.get(month.label),
                 {t: archive_sql.count_rows(conn, t, month) for t in TABLES},
+                archive_sql.unpublished_events(conn, month),
             )
             for month in archive_sql.months_before(conn, cutoff)
         ]
@@ -235,7 +241,12 @@ def _store_and_check(store: Store, month: Month, exports: list[_Export], folder:
 
 
 def archive_month(
-    url: str, store: Store, month: Month, *, work_dir: Path | None = None
+    url: str,
+    store: Store,
+    month: Month,
+    *,
+    keep_unpublished: bool,
+    work_dir: Path | None = None,
 ) -> ArchivedMonth:
     """Export, verify and remove one month (see the module docstring)."""
     started = time.monotonic()
@@ -260,6 +271,13 @@ def archive_month(
             archive_sql.set_role(conn, ADMIN)
             if archive_sql.ledger_partitions(conn).get(month.label) != partition:
                 raise ArchiveError(f"the ledger partition of {month.label} changed meanwhile")
+            if keep_unpublished and (waiting := archive_sql.unpublished_events(conn, month)):
+                raise ArchiveError(
+                    f"{month.label}: {waiting} event(s) of that month are not yet published to "
+                    "Kafka (`wms-server events parked` lists parked ones); nothing of that "
+                    "month was removed. Publish them, or archive them anyway with "
+                    "--include-unpublished"
+                )
             folder = Path(tmp)
             exports = [_export(conn, table, month, folder) for table in TABLES]
             sums = archive_sql.ledger_sums(conn, month)
@@ -290,9 +308,17 @@ def archive_month(
 
 
 def archive(
-    url: str, store: Store, cutoff: date, *, work_dir: Path | None = None
+    url: str,
+    store: Store,
+    cutoff: date,
+    *,
+    keep_unpublished: bool,
+    work_dir: Path | None = None,
 ) -> list[ArchivedMonth]:
-    """Archive every month before ``cutoff``, oldest first; stop at the first failure."""
+    """Archive every month before ``cutoff``, oldest first; stop at the first failure.
+
+    ``keep_unpublished``: refuse a month holding events Kafka has not acknowledged.
+    """
     with _connect(url) as lock:
         row = lock.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
         if not (row and row[0]):
@@ -300,7 +326,15 @@ def archive(
         done: list[ArchivedMonth] = []
         for month_plan in plan(url, cutoff):
             try:
-                done.append(archive_month(url, store, month_plan.month, work_dir=work_dir))
+                done.append(
+                    archive_month(
+                        url,
+                        store,
+                        month_plan.month,
+                        keep_unpublished=keep_unpublished,
+                        work_dir=work_dir,
+                    )
+                )
             except psycopg.errors.LockNotAvailable:
                 raise ArchiveError(
                     f"{month_plan.month.label}: the ledger stayed locked by other sessions for "

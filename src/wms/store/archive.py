@@ -128,6 +128,16 @@ def count_rows(conn: psycopg.Connection[Any], table: str, month: Month) -> int:
     return int(row[0]) if row else 0
 
 
+def unpublished_events(conn: psycopg.Connection[Any], month: Month) -> int:
+    """How many of ``month``'s events Kafka has not acknowledged (parked ones included)."""
+    row = conn.execute(
+        "SELECT count(*) FROM wms.outbox WHERE occurred_at >= %s AND occurred_at < %s "
+        "AND published_at IS NULL",
+        (_utc(month.start), _utc(month.end)),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str]]:
     """(name, SQL type) of ``table``'s columns, in order: kept with the export."""
     rows = conn.execute(

@@ -220,6 +220,99 @@ def test_keyset_pages_hold_each_location_once_in_walking_order(warehouse: ApiCli
     assert [item["code"] for item in direct] == codes
 
 
+def walk_pages(api: ApiClient, limit: int, between: Callable[[int], None]) -> list[str]:
+    """Codes of one walk, calling ``between(page_number)`` after each page but the last."""
+    codes: list[str] = []
+    cursor = None
+    number = 0
+    while True:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"{WH}/locations", params=params)
+        assert page.status_code == 200, page.text
+        codes += [item["code"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return codes
+        between(number)
+        number += 1
+
+
+def patch_sequence(api: ApiClient, code: str, sequence: int) -> None:
+    response = api.patch(f"{WH}/locations/{code}", json={"pick_sequence": sequence})
+    assert response.status_code == 200, response.text
+
+
+def test_a_walk_lists_each_location_once_while_locations_are_resequenced(
+    warehouse: ApiClient,
+) -> None:
+    """A walk keeps the order of its first page: moves by PATCH and import mid-walk."""
+    rows = [location(f"L-{n:02}", pick_sequence=10 + n * 10) for n in range(20)]
+    assert warehouse.post(f"{WH}/locations:import", json={"locations": rows}).status_code == 200
+    before = [i["code"] for i in warehouse.get(f"{WH}/locations", params={"limit": 500}).json()[
+        "items"]]  # fmt: skip
+
+    def resequence(page: int) -> None:
+        if page == 0:
+            patch_sequence(warehouse, "L-02", 1000)  # listed already: moves ahead
+            patch_sequence(warehouse, "L-15", 1)  # not yet listed: moves behind
+            patch_sequence(warehouse, "L-12", 2)  # twice: the walk's place is the first's
+            patch_sequence(warehouse, "L-12", 900)
+        if page == 1:
+            moved = [location("L-10", pick_sequence=3), location("L-04", pick_sequence=5000)]
+            imported = warehouse.post(f"{WH}/locations:import", json={"locations": moved})
+            assert imported.status_code == 200, imported.text
+            created = warehouse.post(f"{WH}/locations", json=location("NEW", pick_sequence=7))
+            assert created.status_code == 201, created.text
+
+    walked = walk_pages(warehouse, 5, resequence)
+    assert [code for code in walked if code != "NEW"] == before
+    # A walk begun now sees the new order.
+    after = [i["code"] for i in warehouse.get(f"{WH}/locations", params={"limit": 500}).json()[
+        "items"]]  # fmt: skip
+    assert after[:4] == ["OUTBOUND", "L-15", "L-10", "NEW"]
+    assert after[-3:] == ["L-12", "L-02", "L-04"]
+
+
+def test_a_resequencing_in_flight_at_the_first_page_is_placed_as_that_page_saw_it(
+    warehouse: ApiClient, database_url: str
+) -> None:
+    rows = [location(f"L-{n:02}", pick_sequence=10 + n) for n in range(6)]
+    assert warehouse.post(f"{WH}/locations:import", json={"locations": rows}).status_code == 200
+    with psycopg.connect(database_url) as other:  # commits after the first page is read
+        other.execute("UPDATE wms.locations SET pick_sequence = 0 WHERE code = 'L-05'")
+        other.execute("UPDATE wms.locations SET pick_sequence = 99 WHERE code = 'L-00'")
+        first = warehouse.get(f"{WH}/locations", params={"limit": 3}).json()
+        assert [i["code"] for i in first["items"]] == ["OUTBOUND", "L-00", "L-01"]
+    rest = all_items(warehouse, f"{WH}/locations", limit=3, cursor=first["next_cursor"])
+    assert [i["code"] for i in rest] == ["L-02", "L-03", "L-04", "L-05"]
+
+
+def test_a_walk_with_filters_keeps_its_order_and_an_old_cursor_still_pages(
+    warehouse: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    rows = [location(f"L-{n:02}", zone="AB"[n % 2], pick_sequence=100 - n) for n in range(12)]
+    assert warehouse.post(f"{WH}/locations:import", json={"locations": rows}).status_code == 200
+    zone_a = {"zone": "A", "limit": 2}
+    first = warehouse.get(f"{WH}/locations", params=zone_a).json()
+    assert [i["code"] for i in first["items"]] == ["L-10", "L-08"]
+    patch_sequence(warehouse, "L-00", 0)  # zone A, not listed yet: would be skipped
+    rest = all_items(warehouse, f"{WH}/locations", cursor=first["next_cursor"], **zone_a)
+    assert [i["code"] for i in rest] == ["L-06", "L-04", "L-02", "L-00"]
+    assert rest[-1]["pick_sequence"] == 0  # shown as it is now, placed as it was
+
+    # A cursor issued before walks had versions, (sequence, id), pages on in today's order.
+    codec = warehouse.client.app.state.cursors
+    l08 = scalar(
+        database_url,
+        "SELECT id FROM wms.locations WHERE tenant_id = %s AND code = 'L-08'",
+        tenant.tenant_id,
+    )
+    filters = {"wh": "SP1", "type": None, "zone": "A", "active": None}
+    legacy = codec.encode(tenant.tenant_id, filters, [92, l08])
+    rest = all_items(warehouse, f"{WH}/locations", cursor=legacy, **zone_a)
+    assert [i["code"] for i in rest] == ["L-06", "L-04", "L-02"]
+
+
 def test_a_cursor_reused_with_other_filters_is_422(warehouse: ApiClient) -> None:
     rows = [location(f"L-{n}", zone="A") for n in range(3)]
     assert warehouse.post(f"{WH}/locations:import", json={"locations": rows}).status_code == 200

@@ -21,7 +21,7 @@ import pytest
 from psycopg import AsyncConnection
 
 from tests.conftest import ApiClient, TenantKeys
-from wms.store import failover, inventory, orders
+from wms.store import failover, inventory, locations, orders
 from wms.store.database import create_pool, session_configurer
 from wms.store.tenancy import planned_for_values, tenant_transaction
 
@@ -141,6 +141,18 @@ STORE_QUERIES: dict[str, StoreQuery] = {
         kind=None,
         reference=None,
         after_id=None,
+        limit=51,
+    ),
+    "location walk, first page": lambda c, loaded: locations.list_locations(
+        c, loaded["warehouse"], type_=None, zone=None, active=None, after=None, limit=51
+    ),
+    "location walk, a later page": lambda c, loaded: locations.list_locations(
+        c,
+        loaded["warehouse"],
+        type_="storage",
+        zone=None,
+        active=True,
+        after=locations.WalkPosition(0, 1000, 0),
         limit=51,
     ),
 }

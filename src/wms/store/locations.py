@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -125,8 +126,22 @@ _LOCATION_FILTERS = {
     "type": "l.type = %(type)s",
     "zone": "z.code = %(zone)s",
     "active": "l.active = %(active)s",
-    "seq": "(l.pick_sequence, l.id) > (%(seq)s::integer, %(id)s)",
 }
+# A location re-sequenced since the walk's first page: placed by the sequence it had then.
+_MOVED_SINCE = (
+    "SELECT DISTINCT ON (c.location_id) c.location_id, c.previous_sequence "
+    "FROM location_resequencing c, walk WHERE c.warehouse_id = %(wh)s "
+    "AND c.walk_version > walk.version ORDER BY c.location_id, c.walk_version"
+)
+
+
+@dataclass(frozen=True)
+class WalkPosition:
+    """Where a walk of locations stands: the version it began at, the last (sequence, id)."""
+
+    version: int | None
+    sequence: int
+    id: int
 
 
 async def list_locations(
@@ -136,24 +151,49 @@ async def list_locations(
     type_: str | None,
     zone: str | None,
     active: bool | None,
-    after: tuple[int, int] | None,
+    after: WalkPosition | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """The warehouse's locations in walking order (pick_sequence, id) after ``after``."""
+    """The warehouse's locations in walking order (pick_sequence, id) after ``after``.
+
+    The order is the one of the walk's first page (V17): each row carries
+    ``walk_version`` and ``walk_sequence``, its position for the next page's cursor.
+    Locations not re-sequenced since come in index order; the few that were are merged in
+    by the sequence they had.
+    """
     params = {
         "wh": warehouse_id,
         "type": type_,
         "zone": zone,
         "active": active,
-        "seq": after[0] if after else None,
-        "id": after[1] if after else None,
+        "version": after.version if after else None,
         "limit": limit,
     }
+    conditions = filters.given(params, _LOCATION_FILTERS)
+    seek = ["TRUE", "TRUE"]
+    if after is not None:
+        params |= {"seq": after.sequence, "id": after.id}
+        seek = [
+            "(l.pick_sequence, l.id) > (%(seq)s::integer, %(id)s)",
+            "(m.previous_sequence, l.id) > (%(seq)s::integer, %(id)s)",
+        ]
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        f"SELECT {_LOCATION_COLUMNS} FROM {_LOCATION_FROM} WHERE l.warehouse_id = %(wh)s "
-        "AND " + filters.given(params, _LOCATION_FILTERS) + " "
-        "ORDER BY l.pick_sequence, l.id LIMIT %(limit)s",
+        # One statement, one snapshot: the version read is the one the rows are read at.
+        "WITH walk AS (SELECT coalesce(%(version)s::bigint, w.location_walk_version) AS version "
+        "FROM warehouses w WHERE w.id = %(wh)s), "
+        f"moved AS MATERIALIZED ({_MOVED_SINCE}) "
+        "SELECT page.*, (SELECT version FROM walk) AS walk_version FROM ("
+        f"(SELECT {_LOCATION_COLUMNS}, l.pick_sequence AS walk_sequence FROM {_LOCATION_FROM} "
+        f"WHERE l.warehouse_id = %(wh)s AND {conditions} AND {seek[0]} AND NOT EXISTS ("
+        "SELECT 1 FROM location_resequencing c, walk WHERE c.tenant_id = l.tenant_id "
+        "AND c.location_id = l.id AND c.walk_version > walk.version) "
+        "ORDER BY l.pick_sequence, l.id LIMIT %(limit)s) "
+        "UNION ALL "
+        f"(SELECT {_LOCATION_COLUMNS}, m.previous_sequence FROM {_LOCATION_FROM} "
+        f"JOIN moved m ON m.location_id = l.id WHERE {conditions} AND {seek[1]} "
+        "ORDER BY m.previous_sequence, l.id LIMIT %(limit)s)"
+        ") page ORDER BY walk_sequence, id LIMIT %(limit)s",
         params,
     )
     return await cursor.fetchall()

@@ -331,11 +331,15 @@ async def list_locations(
     principal: PrincipalDep,
     query: Annotated[LocationQuery, query_of(LocationQuery)],
 ) -> Page[Location]:
-    """The warehouse's locations in walking order: by ``pick_sequence``, then ``id``."""
+    """The warehouse's locations in walking order: by ``pick_sequence``, then ``id``.
+
+    The order is the one of the first page: a location re-sequenced during the walk keeps
+    its place in it (listed once), and shows its new ``pick_sequence``.
+    """
     type_ = query.type.value if query.type else None
     filters = {"wh": wh, "type": type_, "zone": query.zone, "active": query.active}
     listing = start_listing(request, principal.tenant_id, query, filters=filters)
-    after = (int(listing.after[0]), int(listing.after[1])) if listing.after else None
+    after = _walk_position(listing.after)
     async with read_transaction(request, principal) as conn:
         wh_id = await service.warehouse_id(conn, wh)
         rows = await store.list_locations(
@@ -348,8 +352,22 @@ async def list_locations(
             limit=listing.fetch,
         )
     return listing.page(
-        rows, position=lambda row: [row["pick_sequence"], row["id"]], item=Location.model_validate
+        rows,
+        position=lambda row: [row["walk_sequence"], row["id"], row["walk_version"]],
+        item=Location.model_validate,
     )
+
+
+def _walk_position(after: list[Any] | None) -> store.WalkPosition | None:
+    """A cursor's (sequence, id, version); one issued before V17 has no version.
+
+    The version comes last so that a build before V17, meeting a new cursor during a
+    rolling update, still reads (sequence, id) from it.
+    """
+    if after is None:
+        return None
+    version = int(after[2]) if len(after) > 2 else None
+    return store.WalkPosition(version, int(after[0]), int(after[1]))
 
 
 @router.get("/warehouses/{wh}/locations/{code}", response_model=Location)

@@ -13,7 +13,13 @@
 -- in number order, so a reader's snapshot that sees number N sees every change up to N
 -- and none after. Locking order: locations (the statement's rows), then the warehouse;
 -- nothing locks a warehouse and then its locations.
-ALTER TABLE warehouses ADD COLUMN location_walk_version bigint NOT NULL DEFAULT 0;
+--
+-- The worker prunes changes older than a week (store.locations.WALK_HISTORY_HOURS) and
+-- notes the newest number pruned: a walk begun before it answers 410 cursor-expired,
+-- as an event-feed cursor past the retention does.
+ALTER TABLE warehouses
+    ADD COLUMN location_walk_version bigint NOT NULL DEFAULT 0,
+    ADD COLUMN location_walk_pruned_version bigint NOT NULL DEFAULT 0;
 
 CREATE TABLE location_resequencing (
     tenant_id          bigint      NOT NULL,
@@ -34,7 +40,10 @@ ALTER TABLE location_resequencing FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON location_resequencing
     USING (tenant_id = current_tenant_id()) WITH CHECK (tenant_id = current_tenant_id());
 GRANT SELECT, INSERT ON location_resequencing TO wms_app;
-GRANT SELECT ON location_resequencing TO wms_admin;
+GRANT SELECT, DELETE ON location_resequencing TO wms_admin;
+GRANT UPDATE (location_walk_pruned_version) ON warehouses TO wms_admin;
+-- The prune finds old changes by age.
+CREATE INDEX location_resequencing_changed_idx ON location_resequencing (changed_at);
 
 -- Per row, only for rows whose sequence changed: the WHEN clause is checked without
 -- calling the function, so an import that re-sequences nothing pays nothing. A

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from tests.conftest import ApiClient, TenantKeys
 from wms.domain.roles import Role
+from wms.events.relay import admin_connect
+from wms.store import locations as store
 
 WH = "/warehouses/SP1"
 PROBLEMS = "https://wms.example/problems/"
@@ -311,6 +314,38 @@ def test_a_walk_with_filters_keeps_its_order_and_an_old_cursor_still_pages(
     legacy = codec.encode(tenant.tenant_id, filters, [92, l08])
     rest = all_items(warehouse, f"{WH}/locations", cursor=legacy, **zone_a)
     assert [i["code"] for i in rest] == ["L-06", "L-04", "L-02"]
+
+
+def test_a_walk_begun_before_the_pruned_history_answers_410(
+    warehouse: ApiClient, database_url: str
+) -> None:
+    rows = [location(f"L-{n}", pick_sequence=10 + n) for n in range(4)]
+    assert warehouse.post(f"{WH}/locations:import", json={"locations": rows}).status_code == 200
+    early = warehouse.get(f"{WH}/locations", params={"limit": 2}).json()["next_cursor"]
+    patch_sequence(warehouse, "L-3", 0)  # change 1: older than the history kept
+    later = warehouse.get(f"{WH}/locations", params={"limit": 2}).json()
+    patch_sequence(warehouse, "L-2", 99)  # change 2: kept
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE wms.location_resequencing SET changed_at = now() - interval '8 days' "
+            "WHERE previous_sequence = 13"
+        )
+
+    async def prune() -> int:
+        conn = await admin_connect(database_url)
+        try:
+            return await store.prune_walk_history(conn, older_than_hours=store.WALK_HISTORY_HOURS)
+        finally:
+            await conn.close()
+
+    assert asyncio.run(prune()) == 1
+    expired = warehouse.get(f"{WH}/locations", params={"limit": 2, "cursor": early})
+    assert expired.status_code == 410, expired.text
+    assert expired.json()["type"] == PROBLEMS + "cursor-expired"
+    # A walk begun after the pruned change goes on, in the order it began with.
+    rest = all_items(warehouse, f"{WH}/locations", limit=2, cursor=later["next_cursor"])
+    assert [i["code"] for i in later["items"] + rest] == ["OUTBOUND", "L-3", "L-0", "L-1", "L-2"]
+    assert asyncio.run(prune()) == 0
 
 
 def test_a_cursor_reused_with_other_filters_is_422(warehouse: ApiClient) -> None:

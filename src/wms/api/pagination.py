@@ -51,6 +51,12 @@ class InvalidCursorError(DomainError):
     slug = "invalid-cursor"
 
 
+class CursorExpiredError(DomainError):
+    """What the cursor continues from was removed by retention; start again."""
+
+    slug = "cursor-expired"
+
+
 class Page(BaseModel, Generic[ItemT]):
     """One page of a listing; ``next_cursor`` is null only at the end."""
 

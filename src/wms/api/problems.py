@@ -65,7 +65,7 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType(
             "concurrent-update", 409, "Concurrent updates kept this request from finishing"
         ),
-        ProblemType("cursor-expired", 410, "The cursor is older than the event retention"),
+        ProblemType("cursor-expired", 410, "The cursor is older than the retention"),
         ProblemType("payload-too-large", 413, "The request body is too large"),
         ProblemType("unsupported-media-type", 415, "Send application/json"),
         ProblemType("validation-error", 422, "The request is not valid"),

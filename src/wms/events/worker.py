@@ -20,6 +20,7 @@ from wms.events import kafka, metrics, outbox_sql
 from wms.events.intake import OrderIntake
 from wms.events.relay import Relay, admin_connect
 from wms.ops.tracing import configure_tracing
+from wms.store import locations as locations_sql
 from wms.store.database import create_pool
 from wms.store.partitions import ensure_movement_partitions
 
@@ -91,7 +92,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 
 async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> None:
-    """Backlog metrics every second, retention every minute, ledger partitions hourly."""
+    """Backlog metrics every second, retention every minute (events, location walk
+    history), ledger partitions hourly."""
     conn = None
     pruned_at = partitions_at = 0.0
     while not stop.is_set():
@@ -117,6 +119,9 @@ async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> Non
                     if removed < PRUNE_BATCH:
                         break
                 await outbox_sql.sweep_commits(conn)
+                await locations_sql.prune_walk_history(
+                    conn, older_than_hours=locations_sql.WALK_HISTORY_HOURS
+                )
             if now - partitions_at >= PARTITIONS_EVERY_SECONDS:
                 partitions_at = now
                 await asyncio.to_thread(ensure_movement_partitions, admin_url)

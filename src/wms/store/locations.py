@@ -135,6 +135,10 @@ _MOVED_SINCE = (
 )
 
 
+# How long a walk of locations may last: older re-sequencing history is pruned (V17).
+WALK_HISTORY_HOURS = 7 * 24
+
+
 @dataclass(frozen=True)
 class WalkPosition:
     """Where a walk of locations stands: the version it began at, the last (sequence, id)."""
@@ -197,6 +201,34 @@ async def list_locations(
         params,
     )
     return await cursor.fetchall()
+
+
+async def walk_pruned_version(conn: AsyncConnection, warehouse_id: int) -> int:
+    """The newest re-sequencing number pruned: a walk begun before it cannot go on."""
+    cursor = await conn.execute(
+        "SELECT location_walk_pruned_version FROM warehouses WHERE id = %s", (warehouse_id,)
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def prune_walk_history(conn: AsyncConnection, *, older_than_hours: float) -> int:
+    """Delete re-sequencing history older than that, every tenant's (the worker's admin
+    session); note the newest number pruned per warehouse. Rows removed."""
+    cursor = await conn.execute(
+        "WITH gone AS (DELETE FROM location_resequencing "
+        "  WHERE changed_at < now() - make_interval(secs => %s) "
+        "  RETURNING tenant_id, warehouse_id, walk_version), "
+        "newest AS (SELECT tenant_id, warehouse_id, max(walk_version) AS version FROM gone "
+        "  GROUP BY tenant_id, warehouse_id), "
+        "noted AS (UPDATE warehouses w SET location_walk_pruned_version = "
+        "  greatest(w.location_walk_pruned_version, n.version) FROM newest n "
+        "  WHERE w.tenant_id = n.tenant_id AND w.id = n.warehouse_id) "
+        "SELECT count(*) FROM gone",
+        (older_than_hours * 3600,),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def update_location(conn: AsyncConnection, location_id: int, changes: dict[str, Any]) -> None:

@@ -16,21 +16,14 @@ from psycopg.rows import dict_row
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
-from wms.api.pagination import CursorCodec, ListQuery
+from wms.api.pagination import CursorCodec, CursorExpiredError, ListQuery
 from wms.api.query_models import query_of
 from wms.api.routing import api_router, problem_response
 from wms.api.schemas import ResponseModel
-from wms.domain.errors import DomainError
 from wms.events.cloudevents import DATA_CONTENT_TYPE, SPEC_VERSION, dataschema
 
 router = api_router("events")
 _FILTERS: dict[str, Any] = {"feed": "events"}
-
-
-class CursorExpiredError(DomainError):
-    """Events after the cursor were already removed by retention."""
-
-    slug = "cursor-expired"
 
 
 class CloudEvent(ResponseModel):

@@ -13,10 +13,10 @@ from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
-from wms.api.pagination import ListQuery, Page, start_listing
+from wms.api.pagination import CursorExpiredError, ListQuery, Page, start_listing
 from wms.api.problems import Problem
 from wms.api.query_models import query_of
-from wms.api.routing import api_router, link, links
+from wms.api.routing import api_router, link, links, problem_response
 from wms.api.schemas import (
     Code,
     CodePath,
@@ -324,7 +324,13 @@ class LocationQuery(ListQuery):
     active: Annotated[bool | None, Query(description="Only active (or inactive) ones.")] = None
 
 
-@router.get("/warehouses/{wh}/locations", response_model=Page[Location])
+@router.get(
+    "/warehouses/{wh}/locations",
+    response_model=Page[Location],
+    responses={
+        410: problem_response(410, "The walk began before the history kept (`cursor-expired`)")
+    },
+)
 async def list_locations(
     wh: CodePath,
     request: Request,
@@ -351,6 +357,13 @@ async def list_locations(
             after=after,
             limit=listing.fetch,
         )
+        # After the rows: a prune that ran before their read is seen here.
+        version = after.version if after is not None else None
+        if version is not None and version < await store.walk_pruned_version(conn, wh_id):
+            raise CursorExpiredError(
+                "this walk began before the oldest re-sequencing the server keeps "
+                f"({store.WALK_HISTORY_HOURS} hours); start again without a cursor"
+            )
     return listing.page(
         rows,
         position=lambda row: [row["walk_sequence"], row["id"], row["walk_version"]],

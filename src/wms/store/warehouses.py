@@ -45,6 +45,13 @@ async def get(
     return await cursor.fetchone()
 
 
+async def id_and_timezone(conn: AsyncConnection, code: str) -> tuple[int, str] | None:
+    """A warehouse's id and time zone by code."""
+    cursor = await conn.execute("SELECT id, timezone FROM warehouses WHERE code = %s", (code,))
+    row = await cursor.fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
 async def send_id_of(conn: AsyncConnection, code: str) -> AsyncCursor[Any]:
     """Send the read of ``id_of``; its cursor, unread (for a pipelined batch)."""
     return await conn.execute("SELECT id FROM warehouses WHERE code = %s", (code,))

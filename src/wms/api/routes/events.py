@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Request
-from psycopg.rows import dict_row
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
@@ -21,6 +20,7 @@ from wms.api.query_models import query_of
 from wms.api.routing import api_router, problem_response
 from wms.api.schemas import ResponseModel
 from wms.events.cloudevents import DATA_CONTENT_TYPE, SPEC_VERSION, dataschema
+from wms.store import outbox
 
 router = api_router("events")
 _FILTERS: dict[str, Any] = {"feed": "events"}
@@ -70,33 +70,18 @@ async def list_events(
     """
     codec: CursorCodec = request.app.state.cursors
     cursor, limit = query.cursor, query.limit
-    xid, last_id = (0, 0)
+    after: outbox.FeedPosition | None = None
     if cursor:
         position = codec.decode(cursor, principal.tenant_id, _FILTERS)
-        xid, last_id = int(position[0]), int(position[1])
+        after = (int(position[0]), int(position[1]))
     async with read_transaction(request, principal) as conn:
-        rows_cursor = conn.cursor(row_factory=dict_row)
-        if not cursor:
-            await rows_cursor.execute("SELECT xid::text AS xid, id FROM outbox_pruned")
-            marker = await rows_cursor.fetchone()
-            if marker is not None:
-                xid, last_id = int(marker["xid"]), int(marker["id"])
-        else:
-            await rows_cursor.execute(
-                "SELECT 1 FROM outbox_pruned WHERE (xid, id) > (%s::text::xid8, %s)",
-                (str(xid), last_id),
+        start = after if after is not None else await outbox.feed_start(conn)
+        rows = await outbox.feed_page(conn, start, limit)
+        # After the read: a prune that ran before it is seen here, never a silent gap.
+        if after is not None and await outbox.pruned_after(conn, after):
+            raise CursorExpiredError(
+                "events after this cursor were removed by retention; start without a cursor"
             )
-            if await rows_cursor.fetchone() is not None:
-                raise CursorExpiredError(
-                    "events after this cursor were removed by retention; start without a cursor"
-                )
-        await rows_cursor.execute(
-            "SELECT id, xid::text AS xid, event_id, type, source, subject, occurred_at, data "
-            "FROM outbox WHERE (xid, id) > (%s::text::xid8, %s) "
-            "AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT %s",
-            (str(xid), last_id, limit),
-        )
-        rows = await rows_cursor.fetchall()
     items = [
         CloudEvent(
             specversion=SPEC_VERSION,
@@ -112,8 +97,7 @@ async def list_events(
         )
         for row in rows
     ]
-    if rows:
-        xid, last_id = int(rows[-1]["xid"]), int(rows[-1]["id"])
+    xid, last_id = (int(rows[-1]["xid"]), int(rows[-1]["id"])) if rows else start
     return EventPage(
         items=items, next_cursor=codec.encode(principal.tenant_id, _FILTERS, [str(xid), last_id])
     )

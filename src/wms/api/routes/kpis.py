@@ -15,6 +15,7 @@ from wms.api.routing import api_router
 from wms.api.schemas import ResponseModel, text_query
 from wms.domain.errors import FieldError, NotFoundError
 from wms.store import kpis as store
+from wms.store import warehouses
 
 router = api_router("reports")
 MAX_SPAN = timedelta(days=31)
@@ -98,10 +99,7 @@ async def kpis(
     if end - start > MAX_SPAN:
         raise FieldError("to", "the window may span at most 31 days")
     async with read_transaction(request, principal) as conn:
-        cursor = await conn.execute(
-            "SELECT id, timezone FROM warehouses WHERE code = %s", (warehouse,)
-        )
-        found = await cursor.fetchone()
+        found = await warehouses.id_and_timezone(conn, warehouse)
         if found is None:
             raise NotFoundError(f"no warehouse {warehouse}")
         warehouse_id, timezone = found

@@ -551,3 +551,76 @@ def test_an_order_whose_last_two_tasks_are_confirmed_at_once_is_picked_exactly_o
         ).fetchone()  # type: ignore[misc]
     assert events == 6
     consistent(database_url)
+
+
+def test_a_short_pick_counts_the_short_key_even_when_a_count_holds_its_location(
+    api: ApiClient, world: StockWorld
+) -> None:
+    stock(api, "A-01", 5)
+    stock(api, "A-01", 5, sku="LOT-1", lot="L1", expiry=str(date.today() + timedelta(days=90)))
+    lot_count = api.post("/cycle-counts", json={"warehouse": "SP1", "skus": ["LOT-1"]})
+    assert lot_count.status_code == 201, lot_count.text
+    assert api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 5})).is_success
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    (task,) = released_wave(api, "SO-1")
+    short = api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task, 2))
+    assert short.status_code == 200, short.text
+    count_id = short.json()["cycle_count"]
+    assert count_id != lot_count.json()["id"]  # that count would never write SKU-1 off
+    lines = api.get(f"/cycle-counts/{count_id}").json()["lines"]
+    assert [(line["location"], line["sku"]) for line in lines] == [("A-01", "SKU-1")]
+    # A second short pick of the same key reuses the count that now holds it.
+    assert api.post("/orders", json=order_body("SO-2", {"sku": "SKU-1", "quantity": 3})).is_success
+    assert api.post("/orders/SO-2/allocate").json()["status"] == "allocated"
+    (again,) = released_wave(api, "SO-2")
+    second = api.post(f"/pick-tasks/{again['id']}/confirm", json=scan(again, 1))
+    assert second.status_code == 200, second.text
+    assert second.json()["cycle_count"] == count_id
+
+
+def test_a_wave_whose_orders_all_left_before_its_release_completes_at_release(
+    api: ApiClient, world: StockWorld
+) -> None:
+    stock(api, "A-01", 5)
+    assert api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 1})).is_success
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    wave = api.post("/waves", json={"warehouse": "SP1", "orders": ["SO-1"]}).json()
+    assert api.post("/orders/SO-1/cancel").status_code == 200
+    released = api.post(f"/waves/{wave['id']}/release")
+    assert released.status_code == 200, released.text
+    assert (released.json()["status"], released.json()["task_count"]) == ("completed", 0)
+    assert api.get(f"/waves/{wave['id']}").json()["status"] == "completed"
+
+
+def test_a_wave_whose_last_tasks_of_two_orders_are_confirmed_at_once_completes(
+    api: ApiClient, world: StockWorld, *, settings: Settings, database_url: str,
+    tenant: TenantKeys,
+) -> None:  # fmt: skip
+    # Two orders, two products: neither a head nor a balance makes one confirmation wait
+    # for the other, so each saw the other's task open and the wave stayed 'released'.
+    stock(api, "A-01", 5)
+    stock(api, "A-02", 5, sku="LOT-1", lot="L1", expiry=str(date.today() + timedelta(days=90)))
+    for number, sku in (("SO-1", "SKU-1"), ("SO-2", "LOT-1")):
+        assert api.post("/orders", json=order_body(number, {"sku": sku, "quantity": 1})).is_success
+        assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
+    tasks = released_wave(api, "SO-1", "SO-2")
+    assert len(tasks) == 2
+    patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
+    with (
+        TestClient(create_app(patient)) as client,
+        psycopg.connect(database_url) as blocker,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        picker = ApiClient(client, api.token)
+        # Both confirmations wait just before their commit (the audit row's key to the
+        # tenant), so each has closed its task before the other commits.
+        blocker.execute("SELECT 1 FROM wms.tenants WHERE id = %s FOR UPDATE", (tenant.tenant_id,))
+        futures = [
+            pool.submit(picker.post, f"/pick-tasks/{t['id']}/confirm", json=scan(t)) for t in tasks
+        ]
+        until_sessions_wait_for_locks(database_url, 2, "both confirmations")
+        blocker.rollback()
+        assert [f.result().status_code for f in futures] == [200, 200]
+    wave = api.get(f"/waves/{tasks[0]['wave']}").json()
+    assert wave["status"] == "completed", wave
+    assert wave["completed_at"] is not None

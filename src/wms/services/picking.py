@@ -397,9 +397,14 @@ async def _shortage(
 
 
 async def _flag_for_count(uow: UnitOfWork, task: dict[str, Any]) -> int:
-    """A cycle count of the short location (one not yet approved is reused)."""
+    """A cycle count of the short location: the unapproved one already counting the short
+    stock key is reused; otherwise a new one counts the location's keys no count holds."""
     await count_store.lock_counting(uow.conn, task["warehouse_id"])
-    existing = await store.open_count_of(uow.conn, task["location_id"])
+    # By the key, not the location: a count of the location's other products would never
+    # write off the units this pick did not find.
+    existing = await count_store.count_holding(
+        uow.conn, task["location_id"], task["product_id"], task["lot_code"]
+    )
     if existing is not None:
         return existing
     count_id = await count_store.insert_count(

@@ -110,6 +110,9 @@ async def release(uow: UnitOfWork, wave_id: int) -> dict[str, Any]:
         uow.conn, uow.tenant_id, wave_id=wave_id, warehouse_id=wave["warehouse_id"], plans=plans
     )
     await store.mark_released(uow.conn, wave_id, task_count=len(plans), actor=uow.actor)
+    if not plans:
+        # Every order left before the release: no task will ever complete the wave.
+        await store.complete_if_done(uow.conn, wave_id)
     for order_id in order_ids:
         head = ready[order_id]
         await order_store.set_status(uow.conn, order_id, OrderStatus.RELEASED)

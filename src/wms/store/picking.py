@@ -12,7 +12,6 @@ from wms.domain.waves import Place, Share
 from wms.store import filters
 from wms.store import inventory as stock_store
 from wms.store import orders as order_store
-from wms.store.cycle_counts import UNAPPROVED_STATUSES
 
 
 async def insert_task(
@@ -365,19 +364,6 @@ async def tasks(
         params,
     )
     return await cursor.fetchall()
-
-
-async def open_count_of(conn: AsyncConnection, location_id: int) -> int | None:
-    """A cycle count not yet approved (open, or counted) already covering the location."""
-    cursor = await conn.execute(
-        "SELECT c.id FROM cycle_counts c JOIN cycle_count_lines n ON n.tenant_id = c.tenant_id "
-        "AND n.count_id = c.id WHERE c.status IN " + UNAPPROVED_STATUSES + " "
-        "AND n.location_id = %s "
-        "LIMIT 1",
-        (location_id,),
-    )
-    row = await cursor.fetchone()
-    return int(row[0]) if row else None
 
 
 async def places_of(conn: AsyncConnection, balance_ids: Sequence[int]) -> dict[int, Place]:

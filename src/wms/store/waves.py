@@ -237,7 +237,17 @@ async def add_task_count(conn: AsyncConnection, wave_id: int, added: int) -> Non
 
 
 async def complete_if_done(conn: AsyncConnection, wave_id: int) -> bool:
-    """Complete a released wave with no open task; its orders may join other waves again."""
+    """Complete a released wave with no open task; its orders may join other waves again.
+
+    The wave's row is locked before the tasks are looked at, in a statement of its own: of
+    two commands closing the wave's last tasks (two orders' picks, a pick and a cancel),
+    the second waits here and then sees the first's task closed. In one statement both
+    read the other's task as open and neither completed the wave.
+    """
+    await conn.execute(
+        "SELECT 1 FROM waves WHERE id = %s AND status = 'released' FOR NO KEY UPDATE",
+        (wave_id,),
+    )
     cursor = await conn.execute(
         "UPDATE waves v SET status = 'completed', completed_at = now() WHERE v.id = %s "
         "AND v.status = 'released' AND NOT EXISTS (SELECT 1 FROM pick_tasks t "

@@ -553,6 +553,36 @@ def test_an_order_whose_last_two_tasks_are_confirmed_at_once_is_picked_exactly_o
     consistent(database_url)
 
 
+def test_an_order_whose_tasks_all_end_short_with_nothing_picked_waits_for_stock_again(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    # Before, it became 'picked' with nothing to pack: packing refused it, arrivals never
+    # offered it stock, and only a cancel got it out.
+    stock(api, "A-01", 4)
+    assert api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 4})).is_success
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    (task,) = released_wave(api, "SO-1")
+    short = api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task, 0))
+    assert short.status_code == 200, short.text
+    assert (short.json()["backordered"], short.json()["new_tasks"]) == (4, [])
+    order = api.get("/orders/SO-1").json()
+    assert order["status"] == "backordered"
+    assert api.get(f"/waves/{task['wave']}").json()["status"] == "completed"
+    with psycopg.connect(database_url) as conn:
+        types = [r[0] for r in conn.execute(
+            "SELECT type FROM wms.outbox WHERE subject = 'order/SO-1' ORDER BY id"
+        ).fetchall()]  # fmt: skip
+    assert types[-1] == "wms.order.backordered"
+    assert "wms.order.picked" not in types
+    # Stock found elsewhere goes to it, and it can be waved again.
+    stock(api, "A-02", 4)
+    assert api.get("/orders/SO-1").json()["status"] == "allocated"
+    (again,) = released_wave(api, "SO-1")
+    assert api.post(f"/pick-tasks/{again['id']}/confirm", json=scan(again)).status_code == 200
+    assert api.get("/orders/SO-1").json()["status"] == "picked"
+    consistent(database_url)
+
+
 def test_a_short_pick_counts_the_short_key_even_when_a_count_holds_its_location(
     api: ApiClient, world: StockWorld
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from wms.domain.allocation import OrderStatus
+from wms.domain.allocation import OrderStatus, status_after_allocation
 from wms.domain.errors import FieldError, NotFoundError, UnknownReferenceError
 from wms.domain.inventory import BalanceKey, Delta, MovementKind, StockStatus, api_lot
 from wms.domain.picking import Claim, charge_shortage, check_match, check_quantity
@@ -422,8 +422,36 @@ async def _flag_for_count(uow: UnitOfWork, task: dict[str, Any]) -> int:
     return count_id
 
 
+async def _back_to_waiting(
+    uow: UnitOfWork, head: dict[str, Any], lines: list[dict[str, Any]], warehouse: str
+) -> None:
+    """An order whose every task ended short with nothing picked: there is nothing to pack,
+    so it leaves its wave and waits for stock as a backorder, which arrivals offer to."""
+    status = status_after_allocation(
+        total=sum(line["quantity"] for line in lines),
+        allocated=sum(line["allocated"] for line in lines),
+        cancelled=sum(line["cancelled"] for line in lines),
+    )
+    cancelled = status == OrderStatus.CANCELLED  # its policy cancelled what was short
+    await wave_store.leave_wave(uow.conn, head["id"])
+    await order_store.set_status(
+        uow.conn, head["id"], status, stamp="cancelled" if cancelled else None
+    )
+    uow.audit("order", head["number"], str(status), before={"status": head["status"]},
+              after={"status": status, "reason": "nothing picked"})  # fmt: skip
+    data: dict[str, Any] = {
+        "number": head["number"], "status": status, "reserved": 0,
+        "short": sum(line["quantity"] - line["cancelled"] for line in lines),
+    }  # fmt: skip
+    if cancelled:
+        data["put_back_tasks"] = []
+    uow.emit(f"wms.order.{status}", "order", head["number"], data, warehouse=warehouse)
+    head["status"] = status
+
+
 async def _advance_orders(uow: UnitOfWork, orders: dict[int, str]) -> None:
-    """Released orders start picking; an order with no open task left is picked."""
+    """Released orders start picking; an order with no open task left is picked, or, when
+    its tasks all ended short with nothing picked, waits for stock again (backordered)."""
     # The heads as the batch left them (locked since it began), and which orders still have
     # open tasks: one round trip.
     async with uow.conn.pipeline():
@@ -436,8 +464,13 @@ async def _advance_orders(uow: UnitOfWork, orders: dict[int, str]) -> None:
         status = head["status"]
         if status == OrderStatus.RELEASED:
             status = OrderStatus.PICKING
+        lines: list[dict[str, Any]] = []
         if order_id not in picking:
             status = OrderStatus.PICKED
+            lines = await order_store.lines(uow.conn, order_id)
+            if not any(line["picked"] for line in lines):
+                await _back_to_waiting(uow, head, lines, warehouse)
+                continue
         if status == head["status"]:
             continue
         await order_store.set_status(uow.conn, order_id, status)
@@ -445,7 +478,6 @@ async def _advance_orders(uow: UnitOfWork, orders: dict[int, str]) -> None:
                   after={"status": status})  # fmt: skip
         head["status"] = status
         if status == OrderStatus.PICKED:
-            lines = await order_store.lines(uow.conn, order_id)
             data = {"number": head["number"],
                     "lines": [{"line": line["line_no"], "sku": line["sku"],
                                "quantity": line["quantity"], "picked": line["picked"]}

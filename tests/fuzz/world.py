@@ -129,11 +129,18 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
                          {"warehouse": WAREHOUSE, "locations": ["A-02-01"]})["id"]  # fmt: skip
     api.call("POST", f"/cycle-counts/{approving}/results",
              {"results": [{"location": "A-02-01", "sku": "SKU-3", "counted": 300}]})  # fmt: skip
+    # One to cancel, its own: a cancel of the count above would leave results no 2xx.
+    cancelling = api.call("POST", "/cycle-counts",
+                          {"warehouse": WAREHOUSE, "locations": ["P-01"]})["id"]  # fmt: skip
 
     # Replenishment: SKU-2 has no stock at pick face P-02, so a level opens a task at once.
     api.call("PUT", f"/warehouses/{WAREHOUSE}/locations/P-02/replenishment",
              {"sku": "SKU-2", "min": 10, "max": 40})  # fmt: skip
     replenishment = api.call("GET", "/replenishment-tasks", status="open")["items"][0]["id"]
+    api.call("PUT", f"/warehouses/{WAREHOUSE}/locations/P-02/replenishment",
+             {"sku": "SKU-3", "min": 10, "max": 40})  # fmt: skip
+    to_cancel = next(t["id"] for t in api.call("GET", "/replenishment-tasks", status="open")[
+        "items"] if t["id"] != replenishment)  # fmt: skip
     today = datetime.now(ZoneInfo("America/Sao_Paulo")).date().isoformat()
 
     wh = {"wh": WAREHOUSE}
@@ -196,6 +203,8 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
             "path": {"id": counting},
             "body": {"results": [{"location": "A-01-02", "sku": "SKU-2", "counted": 500}]}},
         "POST /api/v1/cycle-counts/{id}/approve": {"path": {"id": approving}},
+        "POST /api/v1/cycle-counts/{id}/cancel": {"path": {"id": cancelling}},
+        "POST /api/v1/replenishment-tasks/{id}/cancel": {"path": {"id": to_cancel}},
         "GET /api/v1/replenishment-tasks/{id}": {"path": {"id": replenishment}},
         "POST /api/v1/replenishment-tasks/{id}/confirm": {"path": {"id": replenishment}},
         "GET /api/v1/reports/kpis": {"query": {"warehouse": WAREHOUSE}},

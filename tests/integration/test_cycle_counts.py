@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import StockWorld, build_world
+from tests.integration.test_orders import order_body
 from tests.integration.test_stock_invariants import check_invariants
 from wms.domain.roles import Role
 
@@ -165,4 +167,65 @@ def test_stock_already_in_an_unapproved_count_is_refused_by_another_and_counted_
     # Approved: A-01 may be counted again (A-02 is still in the other count).
     again = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]})
     assert again.status_code == 201, again.text
+    check_invariants(database_url)
+
+
+def outbox_of(database_url: str, event_type: str) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT data FROM wms.outbox WHERE type = %s ORDER BY id", (event_type,)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_approval_publishes_each_adjustment_as_an_adjustment_does(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    api.patch("/settings", json={"recount_tolerance_pct": 100})
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01", "A-02"]})
+    assert count.status_code == 201, count.text
+    number = count.json()["id"]
+    assert api.post(f"/cycle-counts/{number}/results", json=results(("A-01", 7), ("A-02", 5)))
+    before = len(outbox_of(database_url, "wms.inventory.adjusted"))
+    assert api.post(f"/cycle-counts/{number}/approve").status_code == 200
+    published = outbox_of(database_url, "wms.inventory.adjusted")[before:]
+    assert published == [
+        {"warehouse": "SP1", "location": "A-01", "sku": "SKU-1", "lot": None,
+         "status": "available", "quantity": -3, "reason": "cycle_count", "cycle_count": number}
+    ]  # fmt: skip
+
+
+def test_a_count_short_of_allocated_stock_says_so_and_can_be_cancelled(
+    api: ApiClient, tenant: TenantKeys, world: StockWorld, database_url: str
+) -> None:
+    """Approval never takes allocated units: such a count was stuck, its keys held."""
+    api.patch("/settings", json={"recount_tolerance_pct": 100})
+    order = order_body("SO-1", {"sku": "SKU-1", "quantity": 15})
+    assert api.post("/orders", json=order).status_code == 201
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()
+    recorded = api.post(f"/cycle-counts/{count['id']}/results", json=results(("A-01", 9)))
+    assert recorded.status_code == 200, recorded.text
+    refused = api.post(f"/cycle-counts/{count['id']}/approve")
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("/insufficient-stock")
+    assert f"/cycle-counts/{count['id']}/cancel" in refused.json()["detail"]
+
+    operator = api.as_key(tenant.keys[Role.OPERATOR])
+    assert operator.post(f"/cycle-counts/{count['id']}/cancel").status_code == 403
+    cancelled = api.post(f"/cycle-counts/{count['id']}/cancel", json={"reason": "recount later"})
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert (body["status"], body["cancel_reason"]) == ("cancelled", "recount later")
+    assert body["cancelled_at"] is not None
+    assert on_hand_at(api, "A-01") == 10  # nothing adjusted
+    again = api.post(f"/cycle-counts/{count['id']}/cancel")
+    assert again.status_code == 409
+    assert again.json()["current_status"] == "cancelled"
+    assert outbox_of(database_url, "wms.cycle_count.cancelled") == [
+        {"count": count["id"], "status": "cancelled", "reason": "recount later"}
+    ]
+    # Its key is free for a new count.
+    fresh = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]})
+    assert fresh.status_code == 201, fresh.text
     check_invariants(database_url)

@@ -111,6 +111,7 @@ def test_every_registered_type_is_emitted_by_real_commands_and_matches_its_schem
         test_fulfilment.test_stock_flows_from_allocation_through_a_batch_wave_to_a_dispatched_manifest,
         test_fulfilment.test_cancelling_a_picked_order_puts_its_stock_back_from_staging,
         test_fulfilment.test_a_pick_face_below_its_minimum_is_replenished_from_reserve,
+        test_fulfilment.test_a_replenishment_task_whose_reserve_was_sold_is_cancelled_and_replaced,
     ):
         tenant = make_tenant()
         api = as_admin(tenant)
@@ -133,6 +134,12 @@ def test_every_registered_type_is_emitted_by_real_commands_and_matches_its_schem
     test_cycle_counts.test_a_count_is_blind_for_counters_recounts_big_variances_and_approval_adjusts(
         api=api, tenant=tenant, world=test_cycle_counts.stocked_world(api, tenant, database_url)
     )
+    tenant = make_tenant()
+    api = as_admin(tenant)
+    test_cycle_counts.test_a_count_short_of_allocated_stock_says_so_and_can_be_cancelled(
+        api=api, tenant=tenant, database_url=database_url,
+        world=test_cycle_counts.stocked_world(api, tenant, database_url),
+    )  # fmt: skip
     check_outbox(database_url)
     with psycopg.connect(database_url) as conn:
         seen = {row[0] for row in conn.execute("SELECT DISTINCT type FROM wms.outbox")}

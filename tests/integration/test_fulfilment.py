@@ -17,6 +17,7 @@ from tests.integration.test_orders import allocations_match_balances, order_body
 from tests.integration.test_stock_invariants import check_invariants
 from wms.app import create_app
 from wms.config import Settings
+from wms.domain.roles import Role
 
 
 @pytest.fixture
@@ -654,3 +655,53 @@ def test_a_wave_whose_last_tasks_of_two_orders_are_confirmed_at_once_completes(
     wave = api.get(f"/waves/{tasks[0]['wave']}").json()
     assert wave["status"] == "completed", wave
     assert wave["completed_at"] is not None
+
+
+def test_a_replenishment_task_whose_reserve_was_sold_is_cancelled_and_replaced(
+    api: ApiClient, world: StockWorld, *, tenant: TenantKeys, database_url: str
+) -> None:
+    # The task reserved nothing; once its source was allocated every confirmation was a
+    # 409 and the one-open-task-per-face rule kept any other task out, for good.
+    stock(api, "A-01", 20)
+    level = api.put("/warehouses/SP1/locations/P-01/replenishment",
+                    json={"sku": "SKU-1", "min": 2, "max": 8})  # fmt: skip
+    assert level.status_code == 200, level.text
+    (task,) = api.get("/replenishment-tasks", params={"status": "open"}).json()["items"]
+    assert (task["from_location"], task["quantity"]) == ("A-01", 8)
+    assert api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 20})).is_success
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    stock(api, "A-02", 50)
+    assert api.post(f"/replenishment-tasks/{task['id']}/confirm").status_code == 409
+
+    operator = api.as_key(tenant.keys[Role.OPERATOR])
+    assert operator.post(f"/replenishment-tasks/{task['id']}/cancel").status_code == 403
+    cancelled = api.post(f"/replenishment-tasks/{task['id']}/cancel",
+                         json={"reason": "reserve sold"})  # fmt: skip
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["cancel_reason"]) == (
+        "cancelled", "reserve sold")  # fmt: skip
+    assert api.post(f"/replenishment-tasks/{task['id']}/cancel").status_code == 409
+    (replacement,) = api.get("/replenishment-tasks", params={"status": "open"}).json()["items"]
+    assert (replacement["from_location"], replacement["quantity"]) == ("A-02", 8)
+    confirmed = api.post(f"/replenishment-tasks/{replacement['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    assert on_hand(api)[("P-01", "SKU-1", None)] == (8, 0)
+    with psycopg.connect(database_url) as conn:
+        (data,) = conn.execute(
+            "SELECT data FROM wms.outbox WHERE type = 'wms.replenishment.cancelled'"
+        ).fetchone()  # type: ignore[misc]
+    assert (data["task"], data["reason"]) == (task["id"], "reserve sold")
+    consistent(database_url)
+
+
+def test_a_put_back_task_cannot_be_cancelled(api: ApiClient, world: StockWorld) -> None:
+    stock(api, "A-01", 5)
+    assert api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 2})).is_success
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    (task,) = released_wave(api, "SO-1")
+    assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    assert api.post("/orders/SO-1/cancel").status_code == 200
+    (put_back,) = api.get("/replenishment-tasks", params={"kind": "put_back"}).json()["items"]
+    refused = api.post(f"/replenishment-tasks/{put_back['id']}/cancel")
+    assert refused.status_code == 409
+    assert "staging" in refused.json()["detail"]

@@ -38,6 +38,7 @@ _WRITES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/cycle-counts"): MANAGERS,
     ("POST", "/cycle-counts/{id}/results"): FLOOR_WORK,
     ("POST", "/cycle-counts/{id}/approve"): MANAGERS,
+    ("POST", "/cycle-counts/{id}/cancel"): MANAGERS,
     ("POST", "/asns"): MASTER_DATA,
     ("POST", "/asns/{id}/receipts"): FLOOR_WORK,
     ("POST", "/asns/{id}/close"): MASTER_DATA,
@@ -55,6 +56,7 @@ _WRITES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/shipments"): MASTER_DATA,
     ("POST", "/shipments/{id}/dispatch"): MASTER_DATA,
     ("POST", "/replenishment-tasks/{id}/confirm"): FLOOR_WORK,
+    ("POST", "/replenishment-tasks/{id}/cancel"): MANAGERS,
 }
 ROUTE_ROLES: dict[tuple[str, str], frozenset[Role]] = {
     (method, API_PREFIX + path): roles for (method, path), roles in _WRITES.items()

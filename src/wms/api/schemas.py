@@ -80,3 +80,11 @@ class ResponseModel(BaseModel):
 def examples(*values: dict[str, Any]) -> ConfigDict:
     """The config of a request model with ``values`` as its OpenAPI examples (API.md's)."""
     return ConfigDict(extra="forbid", json_schema_extra={"examples": list(values)})
+
+
+class CancelReason(RequestModel):
+    """Body of a cancellation (replenishment task, cycle count): why, optionally."""
+
+    model_config = examples({"reason": "reserve stock sold"})
+
+    reason: Annotated[str | None, text(200)] = None

@@ -16,6 +16,7 @@ from wms.domain.errors import ConflictError, FieldError, InvalidStateError, NotF
 from wms.domain.inventory import (
     BalanceKey,
     Delta,
+    InsufficientStockError,
     MovementKind,
     StockStatus,
     accuracy_pct,
@@ -181,19 +182,30 @@ async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
         if line["counted"] != line["expected"]
     ]
     if deltas:
-        await stock_store.apply_deltas(
-            uow.conn,
-            uow.tenant_id,
-            deltas,
-            stock_store.MovementInfo(
-                kind=MovementKind.CYCLE_COUNT,
-                reason="cycle_count",
-                reference_type="cycle_count",
-                reference_id=str(count_id),
-                actor=uow.actor,
-                request_id=uow.request_id,
-            ),
-        )
+        try:
+            await stock_store.apply_deltas(
+                uow.conn,
+                uow.tenant_id,
+                deltas,
+                stock_store.MovementInfo(
+                    kind=MovementKind.CYCLE_COUNT,
+                    reason="cycle_count",
+                    reference_type="cycle_count",
+                    reference_id=str(count_id),
+                    actor=uow.actor,
+                    request_id=uow.request_id,
+                ),
+            )
+        except InsufficientStockError as short:
+            # Approval never takes allocated units (nor units owed to putaway).
+            raise InsufficientStockError(
+                f"{short.detail}: the count found less than is allocated there. Cancel or "
+                "re-allocate the orders holding it, then approve; or cancel this count "
+                f"(POST /cycle-counts/{count_id}/cancel)",
+                available=int(str(short.extensions["available"])),
+                requested=int(str(short.extensions["requested"])),
+            ) from None
+        _publish_adjustments(uow, count, count_id, lines)
     accuracy = accuracy_pct([(line["expected"], line["counted"]) for line in lines])
     await store.set_status(
         uow.conn, count_id, "approved", approved_by=uow.actor, accuracy_pct=accuracy
@@ -206,6 +218,38 @@ async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
     uow.observe(business_metrics.count_lines_approved, uow.tenant_code, count["warehouse"],
                 matched=len(lines) - len(deltas), varied=len(deltas))  # fmt: skip
     return await view(uow.conn, count_id)
+
+
+async def cancel(uow: UnitOfWork, count_id: int, reason: str | None) -> dict[str, Any]:
+    """Cancel a count not yet approved: nothing is adjusted, its keys may be counted again."""
+    count = await _get(uow, count_id, for_update=True)
+    if count["status"] not in ("open", "counted"):
+        raise InvalidStateError(
+            f"cycle count {count_id} is {count['status']}", current_status=count["status"]
+        )
+    await store.mark_cancelled(uow.conn, count_id, actor=uow.actor, reason=reason)
+    data = {"count": count_id, "status": "cancelled", "reason": reason}
+    uow.audit("cycle_count", count_id, "cancelled", before={"status": count["status"]},
+              after=data)  # fmt: skip
+    uow.emit("wms.cycle_count.cancelled", "cycle_count", count_id, data,
+             warehouse=count["warehouse"])  # fmt: skip
+    return await view(uow.conn, count_id)
+
+
+def _publish_adjustments(
+    uow: UnitOfWork, count: dict[str, Any], count_id: int, lines: list[dict[str, Any]]
+) -> None:
+    """One ``wms.inventory.adjusted`` per varied line, as an adjustment publishes it:
+    consumers mirroring stock from events would drift after every approved count."""
+    for line in lines:
+        if line["counted"] == line["expected"]:
+            continue
+        data = {"warehouse": count["warehouse"], "location": line["location"],
+                "sku": line["sku"], "lot": line["lot"], "status": StockStatus.AVAILABLE,
+                "quantity": line["counted"] - line["expected"], "reason": "cycle_count",
+                "cycle_count": count_id}  # fmt: skip
+        uow.emit("wms.inventory.adjusted", "inventory", f"{count['warehouse']}/{line['sku']}",
+                 data, warehouse=count["warehouse"])  # fmt: skip
 
 
 async def view(conn: AsyncConnection, count_id: int) -> dict[str, Any]:

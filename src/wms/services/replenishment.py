@@ -109,13 +109,7 @@ async def put_back(uow: UnitOfWork, head: dict[str, Any]) -> list[int]:
 
 async def confirm(uow: UnitOfWork, task_id: int, quantity: int | None) -> dict[str, Any]:
     """Move the task's stock (or ``quantity`` of it) from its source to its destination."""
-    task = await store.lock_task(uow.conn, task_id)
-    if task is None:
-        raise NotFoundError(f"no replenishment task {task_id}")
-    if task["status"] != "open":
-        raise InvalidStateError(
-            f"replenishment task {task_id} is {task['status']}", current_status=task["status"]
-        )
+    task = await _open_task(uow, task_id)
     units = task["quantity"] if quantity is None else quantity
     if units > task["quantity"]:
         raise FieldError("/quantity", f"the task moves at most {task['quantity']} unit(s)")
@@ -152,6 +146,40 @@ async def confirm(uow: UnitOfWork, task_id: int, quantity: int | None) -> dict[s
     uow.emit("wms.replenishment.confirmed", "replenishment_task", task_id, _data(view),
              warehouse=task["warehouse"])  # fmt: skip
     return view
+
+
+async def cancel(uow: UnitOfWork, task_id: int, reason: str | None) -> dict[str, Any]:
+    """Cancel an open replenishment task; the face is checked again at once, so a task
+    from other reserve follows if it is still low (the task's source may be gone)."""
+    task = await _open_task(uow, task_id)
+    if task["kind"] == PUT_BACK:
+        # Staged stock is never allocated: without its task it would stay there unsold.
+        raise InvalidStateError(
+            f"task {task_id} brings a cancelled order's picked stock back from staging and "
+            "cannot be cancelled; confirm what was moved (the rest gets a task of its own)",
+            current_status=task["status"],
+        )
+    await store.mark_cancelled(uow.conn, task_id, actor=uow.actor, reason=reason)
+    (view,) = await store.tasks(uow.conn, ids=[task_id], limit=1)
+    data = {**_data(view), "reason": reason}
+    uow.audit("replenishment_task", task_id, "cancelled", before={"status": "open"},
+              after=data)  # fmt: skip
+    uow.emit("wms.replenishment.cancelled", "replenishment_task", task_id, data,
+             warehouse=task["warehouse"])  # fmt: skip
+    await check_levels(uow, task["warehouse_id"], [task["product_id"]])
+    return view
+
+
+async def _open_task(uow: UnitOfWork, task_id: int) -> dict[str, Any]:
+    """The task, locked; 404 when unknown, 409 when no longer open."""
+    task = await store.lock_task(uow.conn, task_id)
+    if task is None:
+        raise NotFoundError(f"no replenishment task {task_id}")
+    if task["status"] != "open":
+        raise InvalidStateError(
+            f"replenishment task {task_id} is {task['status']}", current_status=task["status"]
+        )
+    return task
 
 
 async def _put_back_rest(uow: UnitOfWork, task: dict[str, Any], rest: int) -> int:

@@ -132,7 +132,8 @@ async def get_count(
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT c.id, c.warehouse_id, w.code AS warehouse, c.status, c.blind, c.created_by, "
-        "c.created_at, c.approved_by, c.approved_at, c.accuracy_pct FROM cycle_counts c "
+        "c.created_at, c.approved_by, c.approved_at, c.accuracy_pct, c.cancelled_by, "
+        "c.cancelled_at, c.cancel_reason FROM cycle_counts c "
         "JOIN warehouses w ON w.tenant_id = c.tenant_id AND w.id = c.warehouse_id "
         "WHERE c.id = %s" + (" FOR UPDATE OF c" if for_update else ""),
         (count_id,),
@@ -192,6 +193,17 @@ async def record(
         "attempts = attempts + 1, counted_by = %s, counted_at = now() "
         "WHERE count_id = %s AND line_no = %s",
         (status, expected, counted, counted_by, count_id, line_no),
+    )
+
+
+async def mark_cancelled(
+    conn: AsyncConnection, count_id: int, *, actor: str, reason: str | None
+) -> None:
+    """The count will not be approved: its keys are free for other counts again."""
+    await conn.execute(
+        "UPDATE cycle_counts SET status = 'cancelled', cancelled_by = %s, cancelled_at = now(), "
+        "cancel_reason = %s WHERE id = %s",
+        (actor, reason, count_id),
     )
 
 

@@ -29,10 +29,11 @@ HISTORY_TABLE = "flyway_schema_history"
 ADVISORY_LOCK_KEY = 0x776D736D696772
 # Expand/contract (DESIGN §6.5): this build runs on any schema at least this version, so
 # during a rolling deploy old pods keep serving after the new release has migrated. It
-# is the newest migration whose tables or columns this build's code uses: V17's location
-# walk versions, V16's commit order (the relay), V15's cancelled putaway tasks, V14's
-# parked events. It said "1" until then, which no build since V2 could honour.
-MINIMUM_SCHEMA_VERSION = "17"
+# is the newest migration whose tables or columns this build's code uses: V18's
+# cancellations, V17's location walk versions, V16's commit order (the relay), V15's
+# cancelled putaway tasks, V14's parked events. It said "1" until then, which no build
+# since V2 could honour.
+MINIMUM_SCHEMA_VERSION = "18"
 _FILE_NAME = re.compile(r"^V(?P<version>\d+(?:[._]\d+)*)__(?P<description>[^.]+)\.sql$")
 
 

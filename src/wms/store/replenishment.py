@@ -133,6 +133,17 @@ async def mark_confirmed(conn: AsyncConnection, task_id: int, *, quantity: int, 
     )
 
 
+async def mark_cancelled(
+    conn: AsyncConnection, task_id: int, *, actor: str, reason: str | None
+) -> None:
+    """The task will not be done: cancelled by ``actor`` now, for ``reason``."""
+    await conn.execute(
+        "UPDATE replenishment_tasks SET status = 'cancelled', cancelled_by = %s, "
+        "cancelled_at = now(), cancel_reason = %s WHERE id = %s",
+        (actor, reason, task_id),
+    )
+
+
 _TASK_FILTERS = {
     "status": "t.status = %(status)s",
     "kind": "t.kind = %(kind)s",
@@ -160,7 +171,8 @@ async def tasks(
     await cursor.execute(
         "SELECT t.id, t.kind, w.code AS warehouse, p.sku, nullif(t.lot_code, '') AS lot, "
         "t.quantity, f.code AS from_location, d.code AS to_location, o.number AS order_number, "
-        "t.reason, t.status, t.created_at, t.confirmed_by, t.confirmed_at, t.confirmed_quantity "
+        "t.reason, t.status, t.created_at, t.confirmed_by, t.confirmed_at, t.confirmed_quantity, "
+        "t.cancelled_by, t.cancelled_at, t.cancel_reason "
         "FROM replenishment_tasks t "
         "JOIN warehouses w ON w.tenant_id = t.tenant_id AND w.id = t.warehouse_id "
         "JOIN products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "

@@ -242,18 +242,20 @@ async def complete_if_done(conn: AsyncConnection, wave_id: int) -> bool:
     The wave's row is locked before the tasks are looked at, in a statement of its own: of
     two commands closing the wave's last tasks (two orders' picks, a pick and a cancel),
     the second waits here and then sees the first's task closed. In one statement both
-    read the other's task as open and neither completed the wave.
+    read the other's task as open and neither completed the wave. Both statements travel
+    in one round trip: the second still takes its snapshot after the first's lock.
     """
-    await conn.execute(
-        "SELECT 1 FROM waves WHERE id = %s AND status = 'released' FOR NO KEY UPDATE",
-        (wave_id,),
-    )
-    cursor = await conn.execute(
-        "UPDATE waves v SET status = 'completed', completed_at = now() WHERE v.id = %s "
-        "AND v.status = 'released' AND NOT EXISTS (SELECT 1 FROM pick_tasks t "
-        "WHERE t.wave_id = v.id AND t.status = 'open') RETURNING v.id",
-        (wave_id,),
-    )
+    async with conn.pipeline():
+        await conn.execute(
+            "SELECT 1 FROM waves WHERE id = %s AND status = 'released' FOR NO KEY UPDATE",
+            (wave_id,),
+        )
+        cursor = await conn.execute(
+            "UPDATE waves v SET status = 'completed', completed_at = now() WHERE v.id = %s "
+            "AND v.status = 'released' AND NOT EXISTS (SELECT 1 FROM pick_tasks t "
+            "WHERE t.wave_id = v.id AND t.status = 'open') RETURNING v.id",
+            (wave_id,),
+        )
     if await cursor.fetchone() is None:
         return False
     await conn.execute("UPDATE wave_orders SET active = false WHERE wave_id = %s", (wave_id,))

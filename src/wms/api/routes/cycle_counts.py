@@ -14,6 +14,7 @@ from wms.api.auth import Principal, PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import (
+    CancelReason,
     Code,
     IdPath,
     MemberError,
@@ -106,6 +107,8 @@ class CycleCount(ResponseModel):
     created_at: datetime
     approved_at: datetime | None
     accuracy_pct: float | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
     lines: list[CountLine]
 
 
@@ -179,6 +182,22 @@ async def record_results(
         request,
         principal,
         lambda uow: service.record_results(uow, id, results),
+        lambda count: Answer(200, present(count, principal)),
+    )
+
+
+@router.post("/cycle-counts/{id}/cancel", response_model=CycleCount)
+async def cancel(
+    id: IdPath, request: Request, principal: PrincipalDep, body: CancelReason | None = None
+) -> Response:
+    """Cancel a count not yet approved (supervisors): nothing is adjusted, and its keys
+    may be counted again. A count that cannot be approved (it found less than is
+    allocated) is otherwise stuck. An approved or cancelled count answers 409."""
+    reason = body.reason if body is not None else None
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.cancel(uow, id, reason),
         lambda count: Answer(200, present(count, principal)),
     )
 

@@ -16,6 +16,7 @@ from wms.api.pagination import ListQuery, Page, start_listing
 from wms.api.query_models import query_of
 from wms.api.routing import api_router
 from wms.api.schemas import (
+    CancelReason,
     CodePath,
     IdPath,
     MemberError,
@@ -39,7 +40,7 @@ class TaskKind(StrEnum):
 
 
 class TaskStatus(StrEnum):
-    """A task is open until confirmed."""
+    """A task is open until confirmed, or cancelled by a supervisor."""
 
     OPEN = "open"
     CONFIRMED = "confirmed"
@@ -90,6 +91,9 @@ class ReplenishmentTask(ResponseModel):
     confirmed_by: str | None
     confirmed_at: datetime | None
     confirmed_quantity: int | None
+    cancelled_by: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
 
 
 class ConfirmIn(RequestModel):
@@ -161,5 +165,25 @@ async def confirm(
         request,
         principal,
         lambda uow: service.confirm(uow, id, quantity),
+        lambda task: Answer(200, ReplenishmentTask.model_validate(task)),
+    )
+
+
+@router.post("/replenishment-tasks/{id}/cancel", response_model=ReplenishmentTask)
+async def cancel(
+    id: IdPath, request: Request, principal: PrincipalDep, body: CancelReason | None = None
+) -> Response:
+    """Cancel an open replenishment task whose reserve stock is gone (supervisors).
+
+    The task reserved nothing: its source may have been allocated, moved or adjusted
+    away. The face is checked at once, so a task from other reserve follows if it is
+    still low. Put-back tasks cannot be cancelled (409 ``invalid-state``): their stock is
+    at staging and would stay there unsold.
+    """
+    reason = body.reason if body is not None else None
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.cancel(uow, id, reason),
         lambda task: Answer(200, ReplenishmentTask.model_validate(task)),
     )

@@ -229,3 +229,44 @@ def test_a_count_short_of_allocated_stock_says_so_and_can_be_cancelled(
     fresh = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]})
     assert fresh.status_code == 201, fresh.text
     check_invariants(database_url)
+
+
+def statuses_at(api: ApiClient, location: str) -> dict[str, tuple[int, int]]:
+    items = api.get("/inventory", params={"location": location, "sku": "SKU-1"}).json()["items"]
+    return {item["status"]: (item["on_hand"], item["allocated"]) for item in items}
+
+
+def test_a_count_compares_every_unit_at_a_place_whatever_its_status(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    """A counter sees the bin: 3 of A-01's 10 units in quarantine are still there. Before,
+    the line expected 7 and approval added 3 phantom available units."""
+    api.patch("/settings", json={"recount_tolerance_pct": 100})
+    quarantined = api.post(
+        "/inventory/status-changes",
+        json={"warehouse": "SP1", "location": "A-01", "sku": "SKU-1", "lot": None, "quantity": 3,
+              "from_status": "available", "to_status": "quarantine", "reason": "damaged"},
+    )  # fmt: skip
+    assert quarantined.status_code == 201, quarantined.text
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()
+    assert [(line["location"], line["sku"]) for line in count["lines"]] == [("A-01", "SKU-1")]
+    assert api.post(f"/cycle-counts/{count['id']}/results", json=results(("A-01", 10))).is_success
+    approved = api.post(f"/cycle-counts/{count['id']}/approve").json()
+    assert [(line["expected"], line["variance"]) for line in approved["lines"]] == [(10, 0)]
+    assert statuses_at(api, "A-01") == {"available": (7, 0), "quarantine": (3, 0)}
+
+    # Short by 2 while every available unit is allocated: the quarantined units give.
+    order = order_body("SO-1", {"sku": "SKU-1", "quantity": 12})  # A-01's 7 and A-02's 5
+    assert api.post("/orders", json=order).status_code == 201
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "allocated"
+    again = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()
+    assert api.post(f"/cycle-counts/{again['id']}/results", json=results(("A-01", 8))).is_success
+    approve = api.post(f"/cycle-counts/{again['id']}/approve")
+    assert approve.status_code == 200, approve.text
+    assert statuses_at(api, "A-01") == {"available": (7, 7), "quarantine": (1, 0)}
+    assert outbox_of(database_url, "wms.inventory.adjusted")[-1] == {
+        "warehouse": "SP1", "location": "A-01", "sku": "SKU-1", "lot": None,
+        "status": "quarantine", "quantity": -2, "reason": "cycle_count",
+        "cycle_count": again["id"],
+    }  # fmt: skip
+    check_invariants(database_url)

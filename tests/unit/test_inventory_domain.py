@@ -19,6 +19,7 @@ from wms.domain.inventory import (
     api_lot,
     check_capacity,
     check_expiry,
+    count_variance_by_status,
     lock_order,
     move_deltas,
     stored_lot,
@@ -100,3 +101,35 @@ def test_recount_when_the_variance_exceeds_the_tolerance(
 def test_accuracy_is_the_share_of_exact_lines() -> None:
     assert accuracy_pct([]) == 100.0
     assert accuracy_pct([(1, 1), (2, 3), (4, 4)]) == 66.67
+
+
+@pytest.mark.parametrize(
+    ("variance", "free", "changes"),
+    [
+        (0, {}, []),
+        (4, {StockStatus.QUARANTINE: 3}, [(StockStatus.AVAILABLE, 4)]),
+        (-2, {StockStatus.AVAILABLE: 5, StockStatus.QUARANTINE: 3}, [(StockStatus.AVAILABLE, -2)]),
+        (
+            -6,
+            {StockStatus.AVAILABLE: 5, StockStatus.QUARANTINE: 3},
+            [(StockStatus.AVAILABLE, -5), (StockStatus.QUARANTINE, -1)],
+        ),
+        (
+            -3,
+            {StockStatus.DAMAGED: 2, StockStatus.HOLD: 2},
+            [(StockStatus.HOLD, -2), (StockStatus.DAMAGED, -1)],
+        ),
+        # More than every status can give: the rest stays on available, which refuses it.
+        (
+            -5,
+            {StockStatus.AVAILABLE: 1, StockStatus.QUARANTINE: 1},
+            [(StockStatus.AVAILABLE, -4), (StockStatus.QUARANTINE, -1)],
+        ),
+        (-2, {StockStatus.AVAILABLE: -3}, [(StockStatus.AVAILABLE, -2)]),
+    ],
+)
+def test_a_count_variance_is_split_by_status(
+    variance: int, free: dict[StockStatus, int], changes: list[tuple[StockStatus, int]]
+) -> None:
+    assert count_variance_by_status(variance, free) == changes
+    assert sum(q for _, q in changes) == variance

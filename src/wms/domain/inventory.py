@@ -8,7 +8,7 @@ unallocated stock, and writes one ledger row per delta.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -171,6 +171,38 @@ def variance_needs_recount(expected: int, counted: int, tolerance_pct: float) ->
     if expected == 0:
         return True
     return abs(counted - expected) * 100 > tolerance_pct * expected
+
+
+# Which status a count's shortfall comes off first: the units handled most, then those set
+# aside. A count compares every unit at a place, whatever its status (a counter sees the
+# bin, not the statuses); a surplus is available stock.
+SHORTFALL_ORDER = (StockStatus.AVAILABLE, StockStatus.HOLD, StockStatus.QUARANTINE,
+                   StockStatus.DAMAGED)  # fmt: skip
+
+
+def count_variance_by_status(
+    variance: int, free: Mapping[StockStatus, int]
+) -> list[tuple[StockStatus, int]]:
+    """A count line's variance as signed changes per status.
+
+    A surplus goes to ``available``; a shortfall comes off the ``free`` units of each
+    status in ``SHORTFALL_ORDER``. What no status can give is left on ``available``, where
+    applying it fails as taking allocated stock does.
+    """
+    if variance >= 0:
+        return [(StockStatus.AVAILABLE, variance)] if variance else []
+    changes: list[tuple[StockStatus, int]] = []
+    missing = -variance
+    for status in SHORTFALL_ORDER:
+        taken = min(missing, max(free.get(status, 0), 0))
+        if taken:
+            changes.append((status, -taken))
+            missing -= taken
+    if missing:
+        taken_available = next((q for s, q in changes if s == StockStatus.AVAILABLE), 0)
+        changes = [(s, q) for s, q in changes if s != StockStatus.AVAILABLE]
+        changes.insert(0, (StockStatus.AVAILABLE, taken_available - missing))
+    return changes
 
 
 def accuracy_pct(lines: list[tuple[int, int]]) -> float:

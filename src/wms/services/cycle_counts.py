@@ -18,9 +18,9 @@ from wms.domain.inventory import (
     Delta,
     InsufficientStockError,
     MovementKind,
-    StockStatus,
     accuracy_pct,
     api_lot,
+    count_variance_by_status,
     stored_lot,
     variance_needs_recount,
 )
@@ -131,7 +131,7 @@ async def record_results(
                 f"line {line['line_no']} ({result.location} {result.sku}) is already counted",
                 current_status="counted",
             )
-        expected = await store.available_on_hand(uow.conn, place.id, item.id, lot_code)
+        expected = await store.on_hand_at(uow.conn, place.id, item.id, lot_code)
         first = line["status"] == "pending"
         recount = first and variance_needs_recount(expected, result.counted, tolerance)
         status = "recount" if recount else "counted"
@@ -167,20 +167,28 @@ async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
             current_status=count["status"],
         )
     lines = await store.lines(uow.conn, count_id)
+    varied = [line for line in lines if line["counted"] != line["expected"]]
+    # Every unit at a place was counted, whatever its status: a shortfall comes off the
+    # statuses in SHORTFALL_ORDER, as far as their units are free (balances locked here).
+    free = await stock_store.lock_free_by_status(
+        uow.conn,
+        count["warehouse_id"],
+        [(line["location_id"], line["product_id"], line["lot_code"]) for line in varied],
+    )
     deltas = [
         Delta(
             BalanceKey(
-                count["warehouse_id"],
-                line["location_id"],
-                line["product_id"],
-                line["lot_code"],
-                StockStatus.AVAILABLE,
+                count["warehouse_id"], line["location_id"], line["product_id"],
+                line["lot_code"], status,
             ),
-            line["counted"] - line["expected"],
+            change,
         )
-        for line in lines
-        if line["counted"] != line["expected"]
-    ]
+        for line in varied
+        for status, change in count_variance_by_status(
+            line["counted"] - line["expected"],
+            free.get((line["location_id"], line["product_id"], line["lot_code"]), {}),
+        )
+    ]  # fmt: skip
     if deltas:
         try:
             await stock_store.apply_deltas(
@@ -205,18 +213,18 @@ async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
                 available=int(str(short.extensions["available"])),
                 requested=int(str(short.extensions["requested"])),
             ) from None
-        _publish_adjustments(uow, count, count_id, lines)
+        _publish_adjustments(uow, count, count_id, varied, deltas)
     accuracy = accuracy_pct([(line["expected"], line["counted"]) for line in lines])
     await store.set_status(
         uow.conn, count_id, "approved", approved_by=uow.actor, accuracy_pct=accuracy
     )
-    data = {"adjusted_lines": len(deltas), "accuracy_pct": accuracy}
+    data = {"adjusted_lines": len(varied), "accuracy_pct": accuracy}
     uow.audit("cycle_count", count_id, "approved", after=data)
     uow.emit("wms.cycle_count.approved", "cycle_count", count_id, data,
              warehouse=count["warehouse"])  # fmt: skip
     # Lines count at approval: each once, with its final (recounted) quantity.
     uow.observe(business_metrics.count_lines_approved, uow.tenant_code, count["warehouse"],
-                matched=len(lines) - len(deltas), varied=len(deltas))  # fmt: skip
+                matched=len(lines) - len(varied), varied=len(varied))  # fmt: skip
     return await view(uow.conn, count_id)
 
 
@@ -237,16 +245,21 @@ async def cancel(uow: UnitOfWork, count_id: int, reason: str | None) -> dict[str
 
 
 def _publish_adjustments(
-    uow: UnitOfWork, count: dict[str, Any], count_id: int, lines: list[dict[str, Any]]
+    uow: UnitOfWork,
+    count: dict[str, Any],
+    count_id: int,
+    varied: list[dict[str, Any]],
+    deltas: list[Delta],
 ) -> None:
-    """One ``wms.inventory.adjusted`` per varied line, as an adjustment publishes it:
-    consumers mirroring stock from events would drift after every approved count."""
-    for line in lines:
-        if line["counted"] == line["expected"]:
-            continue
+    """One ``wms.inventory.adjusted`` per change, as an adjustment publishes it: consumers
+    mirroring stock from events would drift after every approved count."""
+    places = {(line["location_id"], line["product_id"], line["lot_code"]): line for line in varied}
+    for delta in deltas:
+        key = delta.key
+        line = places[(key.location_id, key.product_id, key.lot_code)]
         data = {"warehouse": count["warehouse"], "location": line["location"],
-                "sku": line["sku"], "lot": line["lot"], "status": StockStatus.AVAILABLE,
-                "quantity": line["counted"] - line["expected"], "reason": "cycle_count",
+                "sku": line["sku"], "lot": line["lot"], "status": key.status,
+                "quantity": delta.quantity, "reason": "cycle_count",
                 "cycle_count": count_id}  # fmt: skip
         uow.emit("wms.inventory.adjusted", "inventory", f"{count['warehouse']}/{line['sku']}",
                  data, warehouse=count["warehouse"])  # fmt: skip

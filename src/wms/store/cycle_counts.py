@@ -72,7 +72,7 @@ async def first_counted_elsewhere(
             location="b.location_id", product="b.product_id", lot="b.lot_code"
         )
         + " LIMIT 1) counted ON true "
-        "WHERE b.warehouse_id = %(warehouse)s AND b.status = 'available' AND b.on_hand > 0 "
+        "WHERE b.warehouse_id = %(warehouse)s AND b.on_hand > 0 "
         "AND " + filters.given(params, _LINE_SCOPE_FILTERS) + " "
         "ORDER BY l.pick_sequence, l.code, p.sku, b.lot_code LIMIT 1",
         params,
@@ -101,7 +101,7 @@ async def insert_lines(
     location_ids: list[int] | None,
     product_ids: list[int] | None,
 ) -> None:
-    """One line per (location, product, lot) holding available stock in the scope, but
+    """One line per (location, product, lot) holding stock of any status in the scope, but
     for the keys already in another unapproved count (callers hold ``lock_counting``)."""
     params = {
         "tenant": tenant_id,
@@ -116,11 +116,13 @@ async def insert_lines(
         "row_number() OVER (ORDER BY l.pick_sequence, l.code, b.product_id, b.lot_code), "
         "b.location_id, b.product_id, b.lot_code FROM inventory_balances b "
         "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
-        "WHERE b.warehouse_id = %(warehouse)s AND b.status = 'available' AND b.on_hand > 0 "
+        "WHERE b.warehouse_id = %(warehouse)s AND b.on_hand > 0 "
         "AND NOT EXISTS ("
         + _UNAPPROVED_LINE.format(location="b.location_id", product="b.product_id",
                                   lot="b.lot_code")
-        + ") AND " + filters.given(params, _LINE_SCOPE_FILTERS),
+        + ") AND " + filters.given(params, _LINE_SCOPE_FILTERS)
+        # One line per place, whatever statuses its stock is split into.
+        + " GROUP BY b.location_id, b.product_id, b.lot_code, l.pick_sequence, l.code",
         params,
     )  # fmt: skip
 
@@ -224,13 +226,13 @@ async def set_status(
     )
 
 
-async def available_on_hand(
+async def on_hand_at(
     conn: AsyncConnection, location_id: int, product_id: int, lot_code: str
 ) -> int:
-    """On-hand available stock at one place now (what the system expects a counter to find)."""
+    """Every unit on hand at one place now, whatever its status: what a counter finds."""
     cursor = await conn.execute(
         "SELECT coalesce(sum(on_hand), 0) FROM inventory_balances WHERE location_id = %s "
-        "AND product_id = %s AND lot_code = %s AND status = 'available'",
+        "AND product_id = %s AND lot_code = %s",
         (location_id, product_id, lot_code),
     )
     row = await cursor.fetchone()

@@ -249,6 +249,32 @@ async def free_quantity(conn: AsyncConnection, key: BalanceKey) -> int:
     return int(row[0]) if row else 0
 
 
+Place = tuple[int, int, str]  # location, product, lot code
+
+
+async def lock_free_by_status(
+    conn: AsyncConnection, warehouse_id: int, places: Sequence[Place]
+) -> dict[Place, dict[StockStatus, int]]:
+    """Lock the balances of ``places`` (every status, in key order, as every stock change
+    locks) and return what each status could give up: neither allocated nor owed."""
+    if not places:
+        return {}
+    cursor = await conn.execute(
+        "SELECT b.location_id, b.product_id, b.lot_code, b.status, "
+        f"b.on_hand - b.allocated - {OWED_TO_PUTAWAY} FROM inventory_balances b "
+        "JOIN unnest(%s::bigint[], %s::bigint[], %s::text[]) AS p(location_id, product_id, "
+        "lot_code) ON b.location_id = p.location_id AND b.product_id = p.product_id "
+        "AND b.lot_code = p.lot_code WHERE b.warehouse_id = %s "
+        'ORDER BY b.warehouse_id, b.location_id, b.product_id, b.lot_code COLLATE "C", '
+        'b.status COLLATE "C" FOR UPDATE OF b',
+        ([p[0] for p in places], [p[1] for p in places], [p[2] for p in places], warehouse_id),
+    )
+    free: dict[Place, dict[StockStatus, int]] = {}
+    for location_id, product_id, lot_code, status, units in await cursor.fetchall():
+        free.setdefault((location_id, product_id, lot_code), {})[StockStatus(status)] = int(units)
+    return free
+
+
 async def apply_deltas(
     conn: AsyncConnection, tenant_id: int, deltas: list[Delta], info: MovementInfo
 ) -> list[int]:

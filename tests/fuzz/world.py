@@ -36,7 +36,7 @@ PRODUCTS = [
 STOCK = [("A-01-01", "SKU-1", 1000), ("A-01-02", "SKU-2", 500), ("A-02-01", "SKU-3", 300),
          ("P-01", "SKU-1", 100)]  # fmt: skip
 # One order per operation that needs an order in a given state.
-PICKED_ORDERS = ("SO-PACK", "SO-SHIP", "SO-DISPATCH")
+PICKED_ORDERS = ("SO-PACK", "SO-SHIP", "SO-DISPATCH", "SO-UNSHIP")
 OPEN_PICK_ORDERS = ("SO-PICK-ONE", "SO-PICK-BATCH")
 
 
@@ -96,7 +96,7 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
                              {"location": "DOCK-1", "sku": "SKU-2", "quantity": 10})  # fmt: skip
     putaway_batch_task = batch_receipt["putaway_tasks"][0]["id"]
 
-    # Fulfilment: a discrete wave of five orders; three picked, two packed, one shipped.
+    # Fulfilment: a discrete wave of six orders; four picked, three packed, one shipped.
     for number in (*PICKED_ORDERS, *OPEN_PICK_ORDERS, "SO-WAVE", "SO-RELEASE", "SO-ALLOCATE",
                    "SO-CANCEL", "SO-GET"):  # fmt: skip
         api.call("POST", "/orders", order(number))
@@ -116,10 +116,13 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
         api.call("POST", f"/pick-tasks/{tasks[number]['id']}/confirm", scan(number))
     contents = [{"sku": "SKU-1", "lot": None, "quantity": 2}]
     packages = {"packages": [{"carton": "BOX-M", "weight_kg": 1.2, "contents": contents}]}
-    for number in ("SO-SHIP", "SO-DISPATCH"):
+    for number in ("SO-SHIP", "SO-DISPATCH", "SO-UNSHIP"):
         api.call("POST", f"/orders/{number}/packages", packages)
     shipment = api.call("POST", "/shipments", {"orders": ["SO-DISPATCH"], "carrier": "CORREIOS",
                                                "tracking_number": "BR000000001"})["id"]  # fmt: skip
+    unshipment = api.call("POST", "/shipments", {
+        "orders": ["SO-UNSHIP"], "carrier": "CORREIOS", "tracking_number": "BR000000002",
+    })["id"]  # fmt: skip
     open_wave = api.call("POST", "/waves", {"warehouse": WAREHOUSE, "orders": ["SO-RELEASE"]})["id"]
 
     # Counts: one to record results against, one counted and waiting for approval.
@@ -197,6 +200,7 @@ def _seed(api: Seeder) -> dict[str, dict[str, Any]]:
                                             "tracking_number": "BR123456789"}},
         "GET /api/v1/shipments/{id}": {"path": {"id": shipment}},
         "POST /api/v1/shipments/{id}/dispatch": {"path": {"id": shipment}},
+        "POST /api/v1/shipments/{id}/cancel": {"path": {"id": unshipment}},
         "GET /api/v1/manifests": {"query": {"warehouse": WAREHOUSE, "date": today}},
         "GET /api/v1/cycle-counts/{id}": {"path": {"id": counting}},
         "POST /api/v1/cycle-counts/{id}/results": {

@@ -112,6 +112,7 @@ def test_every_registered_type_is_emitted_by_real_commands_and_matches_its_schem
         test_fulfilment.test_cancelling_a_picked_order_puts_its_stock_back_from_staging,
         test_fulfilment.test_a_pick_face_below_its_minimum_is_replenished_from_reserve,
         test_fulfilment.test_a_replenishment_task_whose_reserve_was_sold_is_cancelled_and_replaced,
+        test_fulfilment.test_a_shipment_is_cancelled_before_dispatch_and_frees_its_orders_and_tracking_number,
     ):
         tenant = make_tenant()
         api = as_admin(tenant)

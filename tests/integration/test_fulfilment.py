@@ -314,22 +314,27 @@ def test_bad_picks_packs_dispatches_and_cancellations_are_clear_errors_that_chan
     assert cancel.json()["current_status"] == "shipped"
 
 
+def packed_orders(api: ApiClient, *numbers: str) -> None:
+    """Orders of 2 × SKU-1 each (stocked at A-01), allocated, picked and packed."""
+    stock(api, "A-01", 10)
+    for number in numbers:
+        assert api.post("/orders", json=order_body(number, {"sku": "SKU-1", "quantity": 2}))
+        assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
+    for task in released_wave(api, *numbers):
+        assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
+    for number in numbers:
+        packed = api.post(f"/orders/{number}/packages", json={"packages": [{
+            "carton": "B", "weight_kg": 1,
+            "contents": [{"sku": "SKU-1", "lot": None, "quantity": 2}]}]})  # fmt: skip
+        assert packed.status_code == 201, packed.text
+
+
 def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
     api: ApiClient, world: StockWorld, tenant: TenantKeys, settings: Settings, database_url: str
 ) -> None:
     """Dispatch reads the shipment's orders, then waits for their locks: an order whose
     cancel held its lock then committed is not shipped, and its stock stays to be put back."""
-    stock(api, "A-01", 10)
-    for number in ("SO-1", "SO-2"):
-        api.post("/orders", json=order_body(number, {"sku": "SKU-1", "quantity": 2}))
-        api.post(f"/orders/{number}/allocate")
-    for task in released_wave(api, "SO-1", "SO-2"):
-        assert api.post(f"/pick-tasks/{task['id']}/confirm", json=scan(task)).status_code == 200
-    for number in ("SO-1", "SO-2"):
-        packed = api.post(f"/orders/{number}/packages", json={"packages": [{
-            "carton": "B", "weight_kg": 1,
-            "contents": [{"sku": "SKU-1", "lot": None, "quantity": 2}]}]})  # fmt: skip
-        assert packed.status_code == 201, packed.text
+    packed_orders(api, "SO-1", "SO-2")
     shipment = api.post("/shipments", json={"orders": ["SO-1", "SO-2"], "carrier": "CORREIOS",
                                             "tracking_number": "T1"}).json()  # fmt: skip
 
@@ -705,3 +710,49 @@ def test_a_put_back_task_cannot_be_cancelled(api: ApiClient, world: StockWorld) 
     refused = api.post(f"/replenishment-tasks/{put_back['id']}/cancel")
     assert refused.status_code == 409
     assert "staging" in refused.json()["detail"]
+
+
+def test_a_shipment_is_cancelled_before_dispatch_and_frees_its_orders_and_tracking_number(
+    api: ApiClient, world: StockWorld, *, tenant: TenantKeys, database_url: str
+) -> None:
+    # Before, a shipment whose orders were all cancelled stayed 'created' with nothing to
+    # dispatch, and its tracking number could never be used again.
+    packed_orders(api, "SO-1", "SO-2")
+    first = api.post("/shipments", json={"orders": ["SO-1"], "carrier": "CORREIOS",
+                                         "tracking_number": "T1"}).json()  # fmt: skip
+    # Its orders are cancelled: nothing left to dispatch.
+    assert api.post("/orders/SO-1/cancel").status_code == 200
+    assert api.post(f"/shipments/{first['id']}/dispatch").status_code == 409
+    taken = api.post("/shipments", json={"orders": ["SO-2"], "carrier": "CORREIOS",
+                                         "tracking_number": "T1"})  # fmt: skip
+    assert taken.status_code == 409
+    assert f"shipment {first['id']}" in taken.json()["detail"]
+
+    operator = api.as_key(tenant.keys[Role.OPERATOR])
+    assert operator.post(f"/shipments/{first['id']}/cancel").status_code == 403
+    cancelled = api.post(f"/shipments/{first['id']}/cancel", json={"reason": "order cancelled"})
+    assert cancelled.status_code == 200, cancelled.text
+    body = cancelled.json()
+    assert (body["status"], body["orders"], body["cancel_reason"]) == (
+        "cancelled", [], "order cancelled")  # fmt: skip
+    assert api.post(f"/shipments/{first['id']}/cancel").status_code == 409
+    assert api.post(f"/shipments/{first['id']}/dispatch").status_code == 409
+
+    # The tracking number is free again; a cancelled shipment lets its packed orders go.
+    second = api.post("/shipments", json={"orders": ["SO-2"], "carrier": "CORREIOS",
+                                          "tracking_number": "T1"})  # fmt: skip
+    assert second.status_code == 201, second.text
+    assert api.post(f"/shipments/{second.json()['id']}/cancel").status_code == 200
+    assert api.get("/orders/SO-2").json()["status"] == "packed"
+    third = api.post("/shipments", json={"orders": ["SO-2"], "carrier": "CORREIOS",
+                                         "tracking_number": "T2"})  # fmt: skip
+    assert third.status_code == 201, third.text
+    assert api.post(f"/shipments/{third.json()['id']}/dispatch").status_code == 200
+    assert api.get("/orders/SO-2").json()["status"] == "shipped"
+    with psycopg.connect(database_url) as conn:
+        events = conn.execute(
+            "SELECT data->>'shipment', data->'orders' FROM wms.outbox "
+            "WHERE type = 'wms.shipment.cancelled' ORDER BY id"
+        ).fetchall()
+    assert events == [(str(first["id"]), []), (str(second.json()["id"]), ["SO-2"])]
+    consistent(database_url)

@@ -55,6 +55,7 @@ _WRITES: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/orders/{number}/packages"): FLOOR_WORK,
     ("POST", "/shipments"): MASTER_DATA,
     ("POST", "/shipments/{id}/dispatch"): MASTER_DATA,
+    ("POST", "/shipments/{id}/cancel"): MASTER_DATA,
     ("POST", "/replenishment-tasks/{id}/confirm"): FLOOR_WORK,
     ("POST", "/replenishment-tasks/{id}/cancel"): MANAGERS,
 }

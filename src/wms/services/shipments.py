@@ -54,6 +54,13 @@ async def create(
                 f"order {head['number']} is booked with {head['carrier']}, not {carrier}",
                 order=head["number"], carrier=head["carrier"],
             )  # fmt: skip
+    holder = await store.tracking_number_user(uow.conn, carrier, tracking_number)
+    if holder is not None:
+        raise ConflictError(
+            f"{carrier} tracking number {tracking_number} is shipment {holder}'s; cancel that "
+            "shipment first if its label was not used",
+            shipment=holder,
+        )
     taken = await store.shipment_of(uow.conn, [h["id"] for h in heads])
     if taken:
         order_id, shipment_id = next(iter(taken.items()))
@@ -72,6 +79,27 @@ async def create(
     uow.emit("wms.shipment.created", "shipment", shipment_id, data,
              warehouse=shipment["warehouse"])  # fmt: skip
     return shipment
+
+
+async def cancel(uow: UnitOfWork, shipment_id: int, reason: str | None) -> dict[str, Any]:
+    """Cancel a shipment not dispatched: its orders stay packed, free to ship in another,
+    and its tracking number is free again (a shipment whose orders were all cancelled)."""
+    shipment = await store.get(uow.conn, shipment_id, for_update=True)
+    if shipment is None:
+        raise NotFoundError(f"no shipment {shipment_id}")
+    if shipment["status"] != "created":
+        raise InvalidStateError(
+            f"shipment {shipment_id} is {shipment['status']}", current_status=shipment["status"]
+        )
+    await store.cancel(uow.conn, shipment_id, actor=uow.actor, reason=reason)
+    data = {"shipment": shipment_id, "carrier": shipment["carrier"],
+            "tracking_number": shipment["tracking_number"], "orders": shipment["orders"],
+            "reason": reason}  # fmt: skip
+    uow.audit("shipment", shipment_id, "cancelled", before={"status": "created"},
+              after={"status": "cancelled", **data})  # fmt: skip
+    uow.emit("wms.shipment.cancelled", "shipment", shipment_id, data,
+             warehouse=shipment["warehouse"])  # fmt: skip
+    return await view(uow.conn, shipment_id)
 
 
 async def dispatch(uow: UnitOfWork, shipment_id: int) -> dict[str, Any]:

@@ -65,7 +65,8 @@ async def get(
     await cursor.execute(
         "SELECT s.id, s.warehouse_id, w.code AS warehouse, w.outbound_staging_location, "
         "s.carrier, s.tracking_number, s.status, s.created_by, s.created_at, s.dispatched_by, "
-        "s.dispatched_at, coalesce((SELECT array_agg(so.order_id ORDER BY so.order_id) "
+        "s.dispatched_at, s.cancelled_by, s.cancelled_at, s.cancel_reason, "
+        "coalesce((SELECT array_agg(so.order_id ORDER BY so.order_id) "
         "FROM shipment_orders so WHERE so.tenant_id = s.tenant_id AND so.shipment_id = s.id), "
         "'{}') AS order_ids, coalesce((SELECT array_agg(o.number ORDER BY o.number) "
         "FROM shipment_orders so JOIN orders o ON o.tenant_id = so.tenant_id "
@@ -76,6 +77,33 @@ async def get(
         (shipment_id,),
     )
     return await cursor.fetchone()
+
+
+async def tracking_number_user(
+    conn: AsyncConnection, carrier: str, tracking_number: str
+) -> int | None:
+    """The shipment not cancelled that holds this carrier's tracking number, if any."""
+    cursor = await conn.execute(
+        "SELECT id FROM shipments WHERE carrier = %s AND tracking_number = %s "
+        "AND status <> 'cancelled'",
+        (carrier, tracking_number),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+async def cancel(
+    conn: AsyncConnection, shipment_id: int, *, actor: str, reason: str | None
+) -> None:
+    """The shipment will not leave: its orders leave it (still packed), its tracking
+    number is free again."""
+    async with conn.pipeline():
+        await conn.execute("DELETE FROM shipment_orders WHERE shipment_id = %s", (shipment_id,))
+        await conn.execute(
+            "UPDATE shipments SET status = 'cancelled', cancelled_by = %s, cancelled_at = now(), "
+            "cancel_reason = %s WHERE id = %s",
+            (actor, reason, shipment_id),
+        )
 
 
 async def mark_dispatched(conn: AsyncConnection, shipment_id: int, actor: str) -> None:

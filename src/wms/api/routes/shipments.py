@@ -14,7 +14,15 @@ from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routes.orders import ShipToView
 from wms.api.routing import api_router, link, links
-from wms.api.schemas import IdPath, RequestModel, ResponseModel, examples, text, text_query
+from wms.api.schemas import (
+    CancelReason,
+    IdPath,
+    RequestModel,
+    ResponseModel,
+    examples,
+    text,
+    text_query,
+)
 from wms.services import shipments as service
 
 router = api_router("shipping")
@@ -22,10 +30,11 @@ OrderNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"
 
 
 class ShipmentStatus(StrEnum):
-    """A shipment is created, then dispatched once."""
+    """A shipment is created, then dispatched once, or cancelled before."""
 
     CREATED = "created"
     DISPATCHED = "dispatched"
+    CANCELLED = "cancelled"
 
 
 class NewShipment(RequestModel):
@@ -53,6 +62,9 @@ class Shipment(ResponseModel):
     created_at: datetime
     dispatched_by: str | None
     dispatched_at: datetime | None
+    cancelled_by: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
 
 
 class ManifestOrder(ResponseModel):
@@ -138,6 +150,24 @@ async def dispatch(id: IdPath, request: Request, principal: PrincipalDep) -> Res
         request,
         principal,
         lambda uow: service.dispatch(uow, id),
+        lambda s: Answer(200, Shipment.model_validate(s)),
+    )
+
+
+@router.post("/shipments/{id}/cancel", response_model=Shipment)
+async def cancel(
+    id: IdPath, request: Request, principal: PrincipalDep, body: CancelReason | None = None
+) -> Response:
+    """Cancel a shipment not dispatched (not in API.md): its orders stay ``packed``, free
+    to ship in another, and its tracking number is free again. A shipment whose orders
+    were all cancelled is otherwise left with no order to dispatch. A dispatched or
+    cancelled shipment answers 409 ``invalid-state``.
+    """
+    reason = body.reason if body is not None else None
+    return await run_command(
+        request,
+        principal,
+        lambda uow: service.cancel(uow, id, reason),
         lambda s: Answer(200, Shipment.model_validate(s)),
     )
 

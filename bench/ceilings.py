@@ -214,7 +214,9 @@ def pgbench(url: str, script: Path, *, clients: int, seconds: float) -> dict[str
     failed = re.search(r"number of failed transactions: (\d+)", out)
     # A statement's error aborts its client; the run's TPS is then of the clients left.
     if tps is None or "Run was aborted" in out:
-        raise RuntimeError(f"pgbench failed:\n{out[-3000:]}")
+        # The statement that aborted a client is far above the progress lines: name it.
+        errors = [line for line in out.splitlines() if "error" in line.lower()]
+        raise RuntimeError("pgbench failed: " + " | ".join(errors[:3])[:1500])
     steady = steady_tps(out)
     return {
         "tps": float(tps[1]) if steady is None else steady,

@@ -129,26 +129,49 @@ def allocations(url: str, base_url: str, token: str, count: int) -> list[Request
     return [("POST", f"{API}/orders/{n}/allocate", None) for n in numbers[:count]]
 
 
-# A replayed pick takes its quantity off its source balance's allocation again; when the
-# captured pick took that balance's last allocation, the replay fails on allocated >= 0.
-_REPLAYABLE = (
-    "AND EXISTS (SELECT 1 FROM wms.inventory_balances b WHERE b.tenant_id = t.tenant_id "
+# A replayed pick takes its quantity off its source balance's allocation again, so what
+# the captured picks leave there must cover each replay (replays of one balance wait for
+# each other: one at a time). Two captured picks of one balance each passing a per-task
+# test (allocated >= 2 × quantity) could together leave 0, and the replay failed on
+# allocated >= 0: the tasks are chosen per balance (``_replayable``).
+_SOURCE_BALANCE = (
+    "(SELECT b.id FROM wms.inventory_balances b WHERE b.tenant_id = t.tenant_id "
     "AND b.warehouse_id = t.warehouse_id AND b.location_id = t.location_id "
-    "AND b.product_id = t.product_id AND b.lot_code = t.lot_code AND b.status = 'available' "
-    "AND b.allocated >= 2 * t.quantity) "
+    "AND b.product_id = t.product_id AND b.lot_code = t.lot_code AND b.status = 'available'), "
+    "(SELECT b.allocated FROM wms.inventory_balances b WHERE b.tenant_id = t.tenant_id "
+    "AND b.warehouse_id = t.warehouse_id AND b.location_id = t.location_id "
+    "AND b.product_id = t.product_id AND b.lot_code = t.lot_code AND b.status = 'available')"
 )
 
 
 def open_tasks(url: str, *, replayable: bool = False) -> list[tuple]:  # type: ignore[type-arg]
     """Open pick tasks of released waves: (id, location, sku, quantity); ``replayable``:
-    only those whose source balance keeps enough allocation for a replay after the pick."""
-    return _rows(
+    only tasks whose captured confirmations leave every source balance enough allocation
+    for a replay of any of them."""
+    rows = _rows(
         url,
-        "SELECT t.id, l.code, p.sku, t.quantity FROM wms.pick_tasks t "
+        f"SELECT t.id, l.code, p.sku, t.quantity, {_SOURCE_BALANCE} FROM wms.pick_tasks t "
         "JOIN wms.locations l ON l.tenant_id = t.tenant_id AND l.id = t.location_id "
         "JOIN wms.products p ON p.tenant_id = t.tenant_id AND p.id = t.product_id "
-        f"WHERE t.status = 'open' {_REPLAYABLE if replayable else ''}ORDER BY t.id",
+        "WHERE t.status = 'open' ORDER BY t.id",
     )
+    return _replayable(rows) if replayable else [row[:4] for row in rows]
+
+
+def _replayable(rows: list[tuple]) -> list[tuple]:  # type: ignore[type-arg]
+    """The tasks (in order) such that, per source balance, the allocation left after all
+    chosen picks still covers the largest of them."""
+    taken: dict[int, int] = {}
+    largest: dict[int, int] = {}
+    chosen = []
+    for task_id, location, code, quantity, balance, allocated in rows:
+        if balance is None:
+            continue
+        used, top = taken.get(balance, 0) + quantity, max(largest.get(balance, 0), quantity)
+        if allocated - used >= top:
+            taken[balance], largest[balance] = used, top
+            chosen.append((task_id, location, code, quantity))
+    return chosen
 
 
 def wave_allocated(client: httpx.Client, url: str) -> int:

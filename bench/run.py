@@ -407,7 +407,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script of phases reads best
                     )
                 except RuntimeError as exc:
                     # A replay that conflicts with the state the capture left (see notes).
-                    print(f"[bench] {name}: no pgbench ceiling: {str(exc)[-300:]}", flush=True)
+                    print(f"[bench] {name}: no pgbench ceiling: {str(exc)[:1500]}", flush=True)
                     unmeasured = {"tps": float("nan"), "latency_ms": float("nan"), "failed": 0.0}
                     out["ceilings"][f"{name}_sql"] = {
                         **unmeasured,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report, run
+from bench import flows, report, run
 from bench.load import Outcome, Request
 
 WORK: list[Request] = [("GET", f"/r/{index}", None) for index in range(10)]
@@ -60,3 +60,15 @@ def test_a_closed_loop_that_ran_out_of_work_is_named() -> None:
     named = [line for line in report.flow_sections(results) if "ran out" in line]
     assert len(named) == 1
     assert "(b) order intake after" in named[0]
+
+
+def test_replayable_picks_leave_each_source_balance_enough_for_any_replay() -> None:
+    # (task, location, sku, quantity, source balance, its allocation before the picks)
+    rows = [
+        (1, "A", "S", 2, 10, 4),  # balance 10: 4 allocated
+        (2, "A", "S", 2, 10, 4),  # both picks would leave 0: a replay fails on allocated >= 0
+        (3, "B", "S", 1, 11, 5),
+        (4, "B", "S", 3, 11, 5),  # 5 - 4 = 1 left, under the 3 a replay of it takes
+        (5, "C", "S", 1, None, None),  # no source balance left
+    ]
+    assert [task[0] for task in flows._replayable(rows)] == [1, 3]

@@ -32,9 +32,6 @@ CREATE TABLE location_resequencing (
     FOREIGN KEY (tenant_id, warehouse_id) REFERENCES warehouses (tenant_id, id),
     FOREIGN KEY (tenant_id, location_id) REFERENCES locations (tenant_id, id)
 );
--- "Was this location re-sequenced since the walk began?", asked per listed row.
-CREATE INDEX location_resequencing_location_idx
-    ON location_resequencing (tenant_id, location_id, walk_version);
 ALTER TABLE location_resequencing ENABLE ROW LEVEL SECURITY;
 ALTER TABLE location_resequencing FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON location_resequencing

@@ -65,3 +65,12 @@ def check_outbox(database_url: str) -> None:
         assert event_type in registry(), f"event type {event_type} is not in schemas.json"
         error = jsonschema.exceptions.best_match(_validator(event_type).iter_errors(data))
         assert error is None, f"{event_type} breaks its schema: {error.message} in {data}"
+
+
+def outbox_of(database_url: str, event_type: str) -> list[dict[str, Any]]:
+    """The data of every event of ``event_type`` in the outbox, oldest first."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT data FROM wms.outbox WHERE type = %s ORDER BY id", (event_type,)
+        ).fetchall()
+    return [row[0] for row in rows]

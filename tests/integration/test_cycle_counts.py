@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 import pytest
 
 from tests.conftest import ApiClient, TenantKeys
+from tests.event_check import outbox_of
 from tests.integration.stock_world import StockWorld, build_world
 from tests.integration.test_orders import order_body
 from tests.integration.test_stock_invariants import check_invariants
@@ -168,14 +168,6 @@ def test_stock_already_in_an_unapproved_count_is_refused_by_another_and_counted_
     again = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]})
     assert again.status_code == 201, again.text
     check_invariants(database_url)
-
-
-def outbox_of(database_url: str, event_type: str) -> list[dict[str, Any]]:
-    with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT data FROM wms.outbox WHERE type = %s ORDER BY id", (event_type,)
-        ).fetchall()
-    return [row[0] for row in rows]
 
 
 def test_approval_publishes_each_adjustment_as_an_adjustment_does(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import ApiClient, TenantKeys, until_sessions_wait_for_locks
+from tests.event_check import outbox_of
 from tests.integration.stock_world import StockWorld, build_world
 from tests.integration.test_no_oversell import in_parallel
 from tests.integration.test_orders import allocations_match_balances, order_body, stock
@@ -314,6 +317,24 @@ def test_bad_picks_packs_dispatches_and_cancellations_are_clear_errors_that_chan
     assert cancel.json()["current_status"] == "shipped"
 
 
+@contextlib.contextmanager
+def held_before_commit(
+    api: ApiClient, settings: Settings, database_url: str, tenant: TenantKeys
+) -> Iterator[tuple[ApiClient, ThreadPoolExecutor, psycopg.Connection[Any]]]:
+    """``api``'s credential on an app that waits for locks (20 s), two threads to send
+    from, and a session holding the tenant's row: every command's audit entry needs a
+    key-share lock on it, so each stops after its changes, before its commit, until the
+    session's ``rollback()``."""
+    patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
+    with (
+        TestClient(create_app(patient)) as client,
+        psycopg.connect(database_url) as blocker,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        blocker.execute("SELECT 1 FROM wms.tenants WHERE id = %s FOR UPDATE", (tenant.tenant_id,))
+        yield ApiClient(client, api.token), pool, blocker
+
+
 def packed_orders(api: ApiClient, *numbers: str) -> None:
     """Orders of 2 × SKU-1 each (stocked at A-01), allocated, picked and packed."""
     stock(api, "A-01", 10)
@@ -338,16 +359,8 @@ def test_an_order_cancelled_while_its_shipment_is_dispatched_is_not_shipped(
     shipment = api.post("/shipments", json={"orders": ["SO-1", "SO-2"], "carrier": "CORREIOS",
                                             "tracking_number": "T1"}).json()  # fmt: skip
 
-    patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
-    with (
-        TestClient(create_app(patient)) as client,
-        psycopg.connect(database_url) as blocker,
-        ThreadPoolExecutor(2) as pool,
-    ):
-        admin = ApiClient(client, api.token)
-        # The cancel's audit entry needs a key-share lock on its tenant's row: held here,
-        # the cancel stops after its changes (the order locked), before its commit.
-        blocker.execute("SELECT 1 FROM wms.tenants WHERE id = %s FOR UPDATE", (tenant.tenant_id,))
+    with held_before_commit(api, settings, database_url, tenant) as (admin, pool, blocker):
+        # The cancel stops after its changes (the order locked), before its commit.
         cancel = pool.submit(admin.post, "/orders/SO-1/cancel")
         until_sessions_wait_for_locks(database_url, 1, "the cancel")
         dispatch = pool.submit(admin.post, f"/shipments/{shipment['id']}/dispatch")
@@ -641,16 +654,9 @@ def test_a_wave_whose_last_tasks_of_two_orders_are_confirmed_at_once_completes(
         assert api.post(f"/orders/{number}/allocate").json()["status"] == "allocated"
     tasks = released_wave(api, "SO-1", "SO-2")
     assert len(tasks) == 2
-    patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
-    with (
-        TestClient(create_app(patient)) as client,
-        psycopg.connect(database_url) as blocker,
-        ThreadPoolExecutor(2) as pool,
-    ):
-        picker = ApiClient(client, api.token)
-        # Both confirmations wait just before their commit (the audit row's key to the
-        # tenant), so each has closed its task before the other commits.
-        blocker.execute("SELECT 1 FROM wms.tenants WHERE id = %s FOR UPDATE", (tenant.tenant_id,))
+    with held_before_commit(api, settings, database_url, tenant) as (picker, pool, blocker):
+        # Both wait just before their commit: each has closed its task before the other
+        # commits.
         futures = [
             pool.submit(picker.post, f"/pick-tasks/{t['id']}/confirm", json=scan(t)) for t in tasks
         ]
@@ -691,10 +697,7 @@ def test_a_replenishment_task_whose_reserve_was_sold_is_cancelled_and_replaced(
     confirmed = api.post(f"/replenishment-tasks/{replacement['id']}/confirm")
     assert confirmed.status_code == 200, confirmed.text
     assert on_hand(api)[("P-01", "SKU-1", None)] == (8, 0)
-    with psycopg.connect(database_url) as conn:
-        (data,) = conn.execute(
-            "SELECT data FROM wms.outbox WHERE type = 'wms.replenishment.cancelled'"
-        ).fetchone()  # type: ignore[misc]
+    (data,) = outbox_of(database_url, "wms.replenishment.cancelled")
     assert (data["task"], data["reason"]) == (task["id"], "reserve sold")
     consistent(database_url)
 
@@ -749,10 +752,7 @@ def test_a_shipment_is_cancelled_before_dispatch_and_frees_its_orders_and_tracki
     assert third.status_code == 201, third.text
     assert api.post(f"/shipments/{third.json()['id']}/dispatch").status_code == 200
     assert api.get("/orders/SO-2").json()["status"] == "shipped"
-    with psycopg.connect(database_url) as conn:
-        events = conn.execute(
-            "SELECT data->>'shipment', data->'orders' FROM wms.outbox "
-            "WHERE type = 'wms.shipment.cancelled' ORDER BY id"
-        ).fetchall()
-    assert events == [(str(first["id"]), []), (str(second.json()["id"]), ["SO-2"])]
+    events = outbox_of(database_url, "wms.shipment.cancelled")
+    assert [(e["shipment"], e["orders"]) for e in events] == [
+        (first["id"], []), (second.json()["id"], ["SO-2"])]  # fmt: skip
     consistent(database_url)

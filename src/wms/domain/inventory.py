@@ -191,18 +191,16 @@ def count_variance_by_status(
     """
     if variance >= 0:
         return [(StockStatus.AVAILABLE, variance)] if variance else []
-    changes: list[tuple[StockStatus, int]] = []
+    changes: dict[StockStatus, int] = {}
     missing = -variance
     for status in SHORTFALL_ORDER:
         taken = min(missing, max(free.get(status, 0), 0))
         if taken:
-            changes.append((status, -taken))
+            changes[status] = -taken
             missing -= taken
     if missing:
-        taken_available = next((q for s, q in changes if s == StockStatus.AVAILABLE), 0)
-        changes = [(s, q) for s, q in changes if s != StockStatus.AVAILABLE]
-        changes.insert(0, (StockStatus.AVAILABLE, taken_available - missing))
-    return changes
+        changes[StockStatus.AVAILABLE] = changes.get(StockStatus.AVAILABLE, 0) - missing
+    return [(status, changes[status]) for status in SHORTFALL_ORDER if status in changes]
 
 
 def accuracy_pct(lines: list[tuple[int, int]]) -> float:

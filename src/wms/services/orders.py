@@ -43,7 +43,7 @@ from wms.store import shipments as shipment_store
 from wms.store import waves as wave_store
 
 BACKORDERS_PER_ARRIVAL = 50
-_ALLOCATION_EVENTS = {
+ALLOCATION_EVENTS = {
     OrderStatus.ALLOCATED: "wms.order.allocated",
     OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
     OrderStatus.BACKORDERED: "wms.order.backordered",
@@ -324,7 +324,7 @@ async def _allocate(
             "short": sum(plan.short.values()),
         }
         uow.audit("order", head["number"], "allocated", after=data)
-        uow.emit(_ALLOCATION_EVENTS[status], "order", head["number"], data,
+        uow.emit(ALLOCATION_EVENTS[status], "order", head["number"], data,
                  warehouse=head["warehouse"])  # fmt: skip
     # The writes and the pick-face check that follows them travel in one round trip.
     async with uow.conn.pipeline():

@@ -445,7 +445,8 @@ async def _back_to_waiting(
     }  # fmt: skip
     if cancelled:
         data["put_back_tasks"] = []
-    uow.emit(f"wms.order.{status}", "order", head["number"], data, warehouse=warehouse)
+    uow.emit(order_service.ALLOCATION_EVENTS[status], "order", head["number"], data,
+             warehouse=warehouse)  # fmt: skip
     head["status"] = status
 
 

@@ -401,3 +401,56 @@ def test_an_asn_is_closed_once_and_a_timestamp_without_offset_is_422(
     assert naive.json()["errors"][0]["field"] == "/expected_at"
     assert api.get("/asns/999999").status_code == 404
     assert datetime.fromisoformat(asn["created_at"]) <= datetime.now(UTC)
+
+
+def test_a_receipt_of_more_than_500_good_lines_lists_every_putaway_task(
+    api: ApiClient, world: None
+) -> None:
+    # The receipt view read its tasks with the task listing's default page of 500.
+    lines = 501
+    asn = must(new_asn(api, lines=[{"sku": "SKU-1", "quantity": lines}]))
+    receipt = must(api.post(f"/asns/{asn['id']}/receipts",
+                            json={"lines": [scan(quantity=1) for _ in range(lines)]}))  # fmt: skip
+    task_ids = sorted(line["putaway_task"] for line in receipt["lines"])
+    assert len(set(task_ids)) == lines
+    assert sorted(t["id"] for t in receipt["putaway_tasks"]) == task_ids
+    again = must(api.get(f"/asns/{asn['id']}/receipts/{receipt['id']}"), 200)
+    assert sorted(t["id"] for t in again["putaway_tasks"]) == task_ids
+
+
+def test_a_condition_next_to_lines_is_refused_not_ignored(api: ApiClient, world: None) -> None:
+    # condition has a default, so the "one scan's fields or lines" check never saw it:
+    # the lines were stocked as good, available stock.
+    asn = must(new_asn(api))
+    body = {"condition": "damaged", "lines": [{"location": "DOCK-1", "sku": "SKU-1",
+                                               "quantity": 5}]}  # fmt: skip
+    refused = api.post(f"/asns/{asn['id']}/receipts", json=body)
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["/condition"]
+    assert stock(api) == {}
+
+
+def test_quantities_past_what_a_balance_or_an_asn_holds_are_refused(
+    api: ApiClient, world: None, database_url: str
+) -> None:
+    # 10^9 units of a unit of 2^31-1: five such scans came to more than bigint holds,
+    # and the ASN's received totals then failed to read (500 on GET, receipts, close).
+    must(api.post("/products", json={"sku": "BIG-1", "description": "Bulk",
+                                      "uoms": [{"code": "PAL", "factor": 2**31 - 1}]}))  # fmt: skip
+    asn = must(new_asn(api))
+    big = {"location": "DOCK-1", "sku": "BIG-1", "uom": "PAL", "quantity": 10**9}
+    body = {"lines": [scan(quantity=1), big], "allow_unexpected": True}
+    refused = api.post(f"/asns/{asn['id']}/receipts", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "/lines/1/uom"
+    assert "at most 1000000000000" in refused.json()["errors"][0]["message"]
+    assert stock(api) == {}
+    # A balance at bigint's limit (10^7 receipts of 10^12 units): more is a 409, not a 500.
+    must(api.post(f"/asns/{asn['id']}/receipts", json=scan(quantity=1)))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE wms.inventory_balances SET on_hand = 9223372036854775807")
+    full = api.post(f"/asns/{asn['id']}/receipts", json=scan(quantity=1))
+    assert full.status_code == 409, full.text
+    assert "largest the database holds" in full.json()["detail"]
+    assert must(api.get(f"/asns/{asn['id']}"), 200)["lines"][0]["received_good"] == 1
+    must(api.post(f"/asns/{asn['id']}/close"), 200)

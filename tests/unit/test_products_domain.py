@@ -6,6 +6,7 @@ import pytest
 
 from wms.domain.errors import FieldError
 from wms.domain.products import (
+    MAX_BASE_QUANTITY,
     BarcodeClaim,
     BarcodeOwner,
     InvalidProductError,
@@ -82,6 +83,17 @@ def test_a_quantity_in_a_unit_converts_to_base_units() -> None:
     assert to_base_quantity(3, "CASE", sku="SKU-1", factors=factors) == 36
     assert to_base_quantity(3, "EA", sku="SKU-1", factors=factors) == 3
     assert to_base_quantity(-2, "CASE", sku="SKU-1", factors=factors) == -24
+
+
+@pytest.mark.parametrize("quantity", [10**9, -(10**9)])
+def test_a_quantity_past_the_base_unit_ceiling_is_a_field_error(quantity: int) -> None:
+    factors = {"EA": 1, "PAL": 1001}
+    assert to_base_quantity(10**9, "PAL", sku="SKU-1", factors={"PAL": 1000}) == 10**12
+    with pytest.raises(FieldError) as caught:
+        to_base_quantity(quantity, "PAL", sku="SKU-1", factors=factors, field="/lines/0/uom")
+
+    assert caught.value.errors[0][0] == "/lines/0/uom"
+    assert f"at most {MAX_BASE_QUANTITY}" in caught.value.errors[0][1]
 
 
 def test_a_quantity_without_unit_is_already_in_base_units() -> None:

@@ -199,6 +199,11 @@ async def _attempts(
             await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
         except psycopg.errors.IntegrityError as exc:
             raise constraint_conflict(exc) from None  # a 409, never a 500
+        except psycopg.errors.NumericValueOutOfRange:
+            # A total past bigint (a balance's on-hand, a sum): a 409 as well, not a 500.
+            raise ConflictError(
+                "a quantity would exceed the largest the database holds; nothing was changed"
+            ) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 

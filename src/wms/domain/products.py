@@ -19,6 +19,10 @@ from typing import Any
 from wms.domain.errors import ConflictError, FieldError
 
 DEFAULT_BASE_UOM = "EA"
+# The most base units one quantity may come to. A scan may name 10^9 units of a unit
+# worth up to 2^31-1 base units: about 2.1e18, within bigint but not a few times over, so
+# one receipt's scans could add up past what a balance or an ASN line's total holds.
+MAX_BASE_QUANTITY = 10**12
 
 
 class VelocityClass(StrEnum):
@@ -166,7 +170,8 @@ def to_base_quantity(
     """``quantity`` of unit ``uom`` in base units; ``None`` means the base unit already.
 
     ``factors`` maps each unit code of the product, the base unit included, to its
-    base units per unit (``Product.factors()``); an unknown unit is a 422 on ``field``.
+    base units per unit (``Product.factors()``); an unknown unit, or more than
+    ``MAX_BASE_QUANTITY`` base units, is a 422 on ``field``.
     """
     if uom is None:
         return quantity
@@ -174,7 +179,11 @@ def to_base_quantity(
     if factor is None:
         known = ", ".join(sorted(factors))
         raise UnknownUomError(field, f"product {sku} has no unit {uom} (it has {known})")
-    return quantity * factor
+    units = quantity * factor
+    if abs(units) > MAX_BASE_QUANTITY:
+        raise FieldError(field, f"{quantity} {uom} of product {sku} is {units} base units; "
+                         f"one quantity may be at most {MAX_BASE_QUANTITY}")  # fmt: skip
+    return units
 
 
 @dataclass(frozen=True)

@@ -389,7 +389,9 @@ async def receipt_view(conn: AsyncConnection, asn_id: int, receipt_id: int) -> d
     if found is None:
         raise NotFoundError(f"no receipt {receipt_id} of ASN {asn_id}")
     task_ids = [line["putaway_task"] for line in found["lines"] if line["putaway_task"]]
-    found["putaway_tasks"] = await task_store.tasks(conn, ids=task_ids) if task_ids else []
+    found["putaway_tasks"] = (
+        await task_store.tasks(conn, ids=task_ids, limit=len(task_ids)) if task_ids else []
+    )
     return found
 
 

@@ -109,15 +109,17 @@ async def lines(conn: AsyncConnection, asn_id: int) -> list[dict[str, Any]]:
 async def received(conn: AsyncConnection, asn_id: int) -> list[dict[str, Any]]:
     """Base units received per (ASN line, product, lot, condition), with SKUs."""
     cursor = conn.cursor(row_factory=dict_row)
+    # The sum stays numeric: many large receipts may add up past bigint, and an ASN must
+    # stay readable and closable then (the balances themselves are bigint, checked).
     await cursor.execute(
         "SELECT r.asn_line_no, r.product_id, p.sku, r.lot_code, r.condition, "
-        "sum(r.quantity)::bigint AS quantity FROM receipt_lines r "
+        "sum(r.quantity) AS quantity FROM receipt_lines r "
         "JOIN products p ON p.tenant_id = r.tenant_id AND p.id = r.product_id "
         "WHERE r.asn_id = %s GROUP BY r.asn_line_no, r.product_id, p.sku, r.lot_code, "
         "r.condition",
         (asn_id,),
     )
-    return await cursor.fetchall()
+    return [{**row, "quantity": int(row["quantity"])} for row in await cursor.fetchall()]
 
 
 _ASN_FILTERS = {

@@ -282,6 +282,8 @@ def _scans(body: NewReceipt) -> tuple[list[service.Scan], bool]:
               "expiry": body.expiry}  # fmt: skip
     if body.lines is not None:
         named = [name for name, value in single.items() if value is not None]
+        if "condition" in body.model_fields_set:  # defaulted, so never None: it was sent
+            named.append("condition")
         if named:
             raise FieldError(f"/{named[0]}", "give one scan's fields or lines, not both")
         scans = [

@@ -187,6 +187,22 @@ def test_approval_publishes_each_adjustment_as_an_adjustment_does(
     ]  # fmt: skip
 
 
+def test_a_count_surplus_is_offered_to_waiting_orders(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    # Approval made the surplus available but never offered it to backorders.
+    api.patch("/settings", json={"recount_tolerance_pct": 100})
+    api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 18}))
+    assert api.post("/orders/SO-1/allocate").json()["status"] == "partially_allocated"
+    number = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-01"]}).json()[
+        "id"]  # fmt: skip
+    assert api.post(f"/cycle-counts/{number}/results", json=results(("A-01", 13)))
+    assert api.post(f"/cycle-counts/{number}/approve").status_code == 200
+    order = api.get("/orders/SO-1").json()
+    assert (order["status"], order["lines"][0]["backordered"]) == ("allocated", 0)
+    check_invariants(database_url)
+
+
 def test_a_count_short_of_allocated_stock_says_so_and_can_be_cancelled(
     api: ApiClient, tenant: TenantKeys, world: StockWorld, database_url: str
 ) -> None:

@@ -751,7 +751,11 @@ def test_a_shipment_is_cancelled_before_dispatch_and_frees_its_orders_and_tracki
                                          "tracking_number": "T2"})  # fmt: skip
     assert third.status_code == 201, third.text
     assert api.post(f"/shipments/{third.json()['id']}/dispatch").status_code == 200
-    assert api.get("/orders/SO-2").json()["status"] == "shipped"
+    shipped = api.get("/orders/SO-2").json()
+    assert shipped["status"] == "shipped"
+    # Dispatch leaves nothing allocated: the shipped units read as backordered before.
+    line = shipped["lines"][0]
+    assert (line["allocated"], line["shipped"], line["backordered"]) == (0, 2, 0)
     events = outbox_of(database_url, "wms.shipment.cancelled")
     assert [(e["shipment"], e["orders"]) for e in events] == [
         (first["id"], []), (second.json()["id"], ["SO-2"])]  # fmt: skip

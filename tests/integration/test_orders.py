@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from tests.conftest import ApiClient, TenantKeys
+from tests.event_check import outbox_of
 from tests.integration.stock_world import StockWorld, build_world
 
 
@@ -169,6 +170,83 @@ def test_backorders_are_served_by_priority_then_age(api: ApiClient, world: Stock
     }
 
 
+def test_one_arrival_serves_every_waiting_order_it_can_past_the_first_batch(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    # Arrivals offered stock to the first 50 waiting orders only: urgent orders for a lot
+    # that never comes hid the order behind them, and a 51st order stayed backordered
+    # beside free stock.
+    api.patch("/settings", json={"allocate_on_create": True})
+    for n in range(50):
+        created = api.post("/orders", json=order_body(
+            f"WANT-X-{n}", {"sku": "LOT-1", "quantity": 1, "lot": "X"}, priority=1))  # fmt: skip
+        assert created.json()["status"] == "backordered", created.text
+    api.post("/orders", json=order_body("ANY-LOT", {"sku": "LOT-1", "quantity": 2}))
+    for n in range(51):
+        api.post("/orders", json=order_body(f"SO-{n}", {"sku": "SKU-1", "quantity": 1}))
+    stock(api, "A-01", 4, sku="LOT-1", lot="Y", expiry=str(date.today() + timedelta(days=90)))
+    stock(api, "A-02", 60)
+    waiting = [n for n in ["ANY-LOT", *(f"SO-{n}" for n in range(51))]
+               if api.get(f"/orders/{n}").json()["status"] != "allocated"]  # fmt: skip
+    assert waiting == []
+    allocations_match_balances(database_url)
+
+
+def test_stock_becoming_allocatable_without_arriving_is_offered_to_backorders(
+    api: ApiClient, world: StockWorld, database_url: str
+) -> None:
+    # A move out of an inactive storage location, re-activating a location, and turning
+    # one into storage made free stock allocatable, but no waiting order was offered it.
+    def backordered(number: str, quantity: int) -> None:
+        api.post("/orders", json=order_body(number, {"sku": "SKU-1", "quantity": quantity}))
+        assert api.post(f"/orders/{number}/allocate").json()["status"] == "backordered"
+
+    def active(location: str, active: bool) -> None:
+        answer = api.patch(f"/warehouses/SP1/locations/{location}", json={"active": active})
+        assert answer.status_code == 200, answer.text
+
+    stock(api, "A-02", 9)
+    active("A-02", False)
+    backordered("SO-1", 3)
+    moved = api.post("/inventory/moves", json={"warehouse": "SP1", "sku": "SKU-1",
+                                               "from_location": "A-02", "to_location": "A-01",
+                                               "quantity": 3})  # fmt: skip
+    assert moved.status_code == 201, moved.text
+    assert api.get("/orders/SO-1").json()["status"] == "allocated"
+    backordered("SO-2", 2)
+    active("A-02", True)
+    assert api.get("/orders/SO-2").json()["status"] == "allocated"
+    active("A-02", False)
+    backordered("SO-3", 4)
+    imported = api.post("/warehouses/SP1/locations:import",
+                        json={"locations": [{"code": "A-02", "type": "storage",
+                                             "active": True}]})  # fmt: skip
+    assert imported.status_code == 200, imported.text
+    assert api.get("/orders/SO-3").json()["status"] == "allocated"
+    allocations_match_balances(database_url)
+
+
+def test_expired_stock_is_never_allocated(
+    api: ApiClient, world: StockWorld, tenant: TenantKeys, database_url: str
+) -> None:
+    # Without a minimum shelf life any expiry passed: stock that expired on the shelf was
+    # reserved, and FEFO took it first.
+    today = date.today()
+    stock(api, "A-01", 5, sku="LOT-1", lot="OLD", expiry=str(today + timedelta(days=10)))
+    stock(api, "A-02", 5, sku="LOT-1", lot="TODAY", expiry=str(today + timedelta(days=11)))
+    with psycopg.connect(database_url) as conn:  # time passes: OLD expires, TODAY is due
+        for lot, expiry in (("OLD", today - timedelta(days=1)), ("TODAY", today)):
+            conn.execute(
+                "UPDATE wms.lots SET expiry = %s WHERE tenant_id = %s AND lot_code = %s",
+                (expiry, tenant.tenant_id, lot),
+            )
+    api.patch("/settings", json={"allocation_strategy": "fefo"})
+    api.post("/orders", json=order_body("SO-1", {"sku": "LOT-1", "quantity": 7}))
+    line = api.post("/orders/SO-1/allocate").json()["lines"][0]
+    assert [(a["lot"], a["quantity"]) for a in line["allocations"]] == [("TODAY", 5)]
+    assert line["backordered"] == 2
+
+
 def test_cancelling_releases_allocations_to_waiting_orders(
     api: ApiClient, world: StockWorld, database_url: str
 ) -> None:
@@ -238,13 +316,20 @@ def test_ship_complete_allocates_nothing_unless_everything_fits(
 
 
 def test_cancel_remainder_allocates_what_there_is_and_cancels_the_rest(
-    api: ApiClient, world: StockWorld
+    api: ApiClient, world: StockWorld, database_url: str
 ) -> None:
     stock(api, "A-01", 5)
     api.patch("/settings", json={"backorder_policy": "cancel_remainder"})
     api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 8}))
     line = api.post("/orders/SO-1/allocate").json()["lines"][0]
     assert (line["allocated"], line["cancelled"], line["backordered"]) == (5, 3, 0)
+
+    # With nothing at all, the order is cancelled: the cancellation's event, whose schema
+    # the fixture checks (it got the allocation's data, breaking its schema).
+    api.post("/orders", json=order_body("SO-2", {"sku": "LOT-1", "quantity": 1}))
+    assert api.post("/orders/SO-2/allocate").json()["status"] == "cancelled"
+    (event,) = outbox_of(database_url, "wms.order.cancelled")
+    assert event == {"number": "SO-2", "put_back_tasks": []}
 
 
 def test_allocate_on_create_when_the_tenant_says_so(api: ApiClient, world: StockWorld) -> None:

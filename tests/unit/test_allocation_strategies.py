@@ -11,7 +11,9 @@ from wms.domain.allocation import (
     Candidate,
     LineNeed,
     OrderStatus,
+    allocatable_location,
     eligible,
+    min_expiry_for,
     plan_order,
     rank,
     status_after_allocation,
@@ -148,3 +150,17 @@ def test_order_status_follows_what_was_allocated() -> None:
     assert status_after_allocation(total=5, allocated=0, cancelled=0) == OrderStatus.BACKORDERED
     assert status_after_allocation(total=5, allocated=2, cancelled=3) == OrderStatus.ALLOCATED
     assert status_after_allocation(total=5, allocated=0, cancelled=5) == OrderStatus.CANCELLED
+
+
+def test_a_line_takes_stock_until_its_expiry_day_and_a_shelf_life_before_it() -> None:
+    assert min_expiry_for(TODAY, None) == TODAY  # without a shelf life: not expired
+    assert min_expiry_for(TODAY, 0) == TODAY
+    assert min_expiry_for(TODAY, 30) == TODAY + timedelta(days=30)
+
+
+def test_only_active_storage_and_pick_locations_are_allocatable() -> None:
+    assert allocatable_location("storage", active=True)
+    assert allocatable_location("pick", active=True)
+    assert not allocatable_location("storage", active=False)
+    assert not allocatable_location("dock", active=True)
+    assert not allocatable_location("staging", active=True)

@@ -19,6 +19,11 @@ from wms.domain.settings import AllocationStrategy, BackorderPolicy
 ALLOCATABLE_LOCATION_TYPES = frozenset({"storage", "pick"})
 
 
+def allocatable_location(location_type: str, active: bool) -> bool:
+    """Whether allocation may take stock at a location: an active storage or pick place."""
+    return active and location_type in ALLOCATABLE_LOCATION_TYPES
+
+
 class OrderStatus(StrEnum):
     """The life of an order (API.md)."""
 
@@ -101,9 +106,13 @@ class OrderPlan:
         return sum(r.quantity for r in self.reservations)
 
 
-def min_expiry_for(today: date, shelf_life_days: int | None) -> date | None:
-    """The earliest expiry a line accepts: today plus its minimum shelf life."""
-    return None if shelf_life_days is None else today + timedelta(days=shelf_life_days)
+def min_expiry_for(today: date, shelf_life_days: int | None) -> date:
+    """The earliest expiry a line accepts: today plus its minimum shelf life (none: today).
+
+    Without a minimum shelf life a lot is still sellable on its expiry day, never after:
+    receipts refuse expired lots, but stock also expires on the shelf.
+    """
+    return today + timedelta(days=shelf_life_days or 0)
 
 
 def eligible(candidate: Candidate, need: LineNeed) -> bool:

@@ -1,9 +1,10 @@
 """Re-allocation of backordered order lines when stock arrives.
 
 Every command that makes stock available (putaway, a positive adjustment, a
-cancellation releasing allocations, a status change to ``available``) calls
-``stock_arrived`` in its own transaction, so the waiting orders get first claim on
-the new stock, by priority then age.
+cancellation releasing allocations, a status change to ``available``, a move out of a
+place allocation skips, a count's surplus, a location activated or made storage or
+pick) calls ``stock_arrived`` in its own transaction, so the waiting orders get first
+claim on the new stock, by priority then age.
 """
 
 from __future__ import annotations

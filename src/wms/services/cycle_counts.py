@@ -25,7 +25,7 @@ from wms.domain.inventory import (
     variance_needs_recount,
 )
 from wms.ops import business_metrics
-from wms.services import inventory
+from wms.services import backorders, inventory
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cycle_counts as store
 from wms.store import inventory as stock_store
@@ -214,6 +214,9 @@ async def approve(uow: UnitOfWork, count_id: int) -> dict[str, Any]:
                 requested=int(str(short.extensions["requested"])),
             ) from None
         _publish_adjustments(uow, count, count_id, varied, deltas)
+        found = {d.key.product_id for d in deltas if d.quantity > 0 and d.key.status == "available"}
+        if found:  # a surplus is stock that waiting orders may have
+            await backorders.stock_arrived(uow, count["warehouse_id"], found)
     accuracy = accuracy_pct([(line["expected"], line["counted"]) for line in lines])
     await store.set_status(
         uow.conn, count_id, "approved", approved_by=uow.actor, accuracy_pct=accuracy

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from wms.domain.allocation import ALLOCATABLE_LOCATION_TYPES
+from wms.domain.allocation import allocatable_location
 from wms.domain.errors import FieldError, UnknownReferenceError
 from wms.domain.inventory import (
     AdjustmentReason,
@@ -183,8 +183,8 @@ async def move(
             "to_location": to_location, "status": status, "quantity": units}  # fmt: skip
     if (
         status == StockStatus.AVAILABLE
-        and destination.type in ALLOCATABLE_LOCATION_TYPES
-        and source.type not in ALLOCATABLE_LOCATION_TYPES
+        and allocatable_location(destination.type, destination.active)
+        and not allocatable_location(source.type, source.active)
     ):
         await backorders.stock_arrived(uow, wh, [item.id])
     _record(uow, "moved", f"{warehouse}/{from_location}/{sku}", data)

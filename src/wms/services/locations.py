@@ -7,10 +7,13 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from wms.domain.allocation import allocatable_location
 from wms.domain.errors import ConflictError, NotFoundError, UnknownReferenceError
 from wms.domain.locations import TYPE_LOCKED, RawRow, check_type_changes, validate_rows
+from wms.services import backorders
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache, warehouses
+from wms.store import inventory as stock_store
 from wms.store import locations as store
 
 
@@ -67,6 +70,8 @@ async def update_location(
     await cache.invalidate("location", wh_id, code)
     after = await _location(uow, wh_id, code)
     _record(uow, wh, "updated", before=before, after=after)
+    if not allocatable_location(before["type"], before["active"]):
+        await _offer_stock_of(uow, wh_id, [before["id"]])
     return after
 
 
@@ -80,13 +85,14 @@ async def import_locations(
     wh_id = await warehouse_id(uow.conn, wh)
     zones = await store.zone_ids(uow.conn, wh_id)
     valid = validate_rows(read_rows(), zones)
-    await store.lock_by_code(uow.conn, wh_id, [row.code for row in valid])
+    not_allocatable = await store.lock_by_code(uow.conn, wh_id, [row.code for row in valid])
     locked = await store.type_changes_locked(
         uow.conn, wh_id, [(row.code, row.type.value) for row in valid]
     )
     check_type_changes(valid, locked)
     created, updated = await store.upsert_locations(uow.conn, uow.tenant_id, wh_id, valid)
     await cache.invalidate_many("location", [(wh_id, code) for code in [*created, *updated]])
+    await _offer_stock_of(uow, wh_id, not_allocatable)
     summary = {"created": len(created), "updated": len(updated)}
     # One audit row naming every code touched; a before/after per row would make a
     # 10,000-row import write 10,000 audit rows (the file itself is the "after").
@@ -151,6 +157,18 @@ async def _zone(uow: UnitOfWork, wh_id: int, code: str) -> dict[str, Any]:
     if found is None:
         raise NotFoundError(f"no zone {code}")
     return _public(found)
+
+
+async def _offer_stock_of(uow: UnitOfWork, wh_id: int, location_ids: Sequence[int]) -> None:
+    """Offer backorders the free stock of locations allocation may take from now on
+    (activated, or made storage or pick): it became allocatable without arriving."""
+    if not location_ids:
+        return
+    products = await stock_store.products_with_free_stock(
+        uow.conn, wh_id, location_ids=location_ids
+    )
+    if products:
+        await backorders.stock_arrived(uow, wh_id, products)
 
 
 async def _location(

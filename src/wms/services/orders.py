@@ -36,13 +36,14 @@ from wms.domain.settings import AllocationStrategy, BackorderPolicy
 from wms.ops import business_metrics
 from wms.services import replenishment
 from wms.services.unit_of_work import UnitOfWork
+from wms.store import inventory as stock_store
 from wms.store import orders as store
 from wms.store import picking as pick_store
 from wms.store import settings as settings_store
 from wms.store import shipments as shipment_store
 from wms.store import waves as wave_store
 
-BACKORDERS_PER_ARRIVAL = 50
+BACKORDERS_PER_BATCH = 50
 ALLOCATION_EVENTS = {
     OrderStatus.ALLOCATED: "wms.order.allocated",
     OrderStatus.PARTIALLY_ALLOCATED: "wms.order.partially_allocated",
@@ -187,22 +188,36 @@ async def cancel_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
 async def reallocate_backorders(
     uow: UnitOfWork, warehouse_id: int, product_ids: list[int], *, skip_order: int | None = None
 ) -> int:
-    """Offer stock of ``product_ids`` to waiting orders, by priority then age; return how many."""
-    waiting = await store.waiting_orders(
-        uow.conn, warehouse_id, product_ids, BACKORDERS_PER_ARRIVAL
-    )
-    waiting = [order_id for order_id in waiting if order_id != skip_order]
-    if not waiting:
-        return 0
-    settings = await settings_store.get(uow.conn, uow.tenant_id)
-    heads = {h["id"]: h for h in await store.heads_by_id(uow.conn, waiting)}
+    """Offer stock of ``product_ids`` to waiting orders, by priority then age; return how many.
+
+    In batches, for as long as some of the products have free stock left: one batch of
+    waiting orders may all want what did not come (another lot), and the order behind
+    them the stock that did.
+    """
     served = 0
-    for order_id in waiting:  # priority order; heads were locked in id order above
-        head = heads.get(order_id)
-        if head is None or head["status"] not in ALLOCATABLE_STATUSES:
-            continue
-        if await _allocate(uow, head, settings, backorder=True):
-            served += 1
+    settings: dict[str, Any] | None = None
+    after: store.WaitingOrder | None = None
+    while product_ids:
+        batch = await store.waiting_orders(
+            uow.conn, warehouse_id, product_ids, BACKORDERS_PER_BATCH, after=after
+        )
+        if not batch:
+            break
+        after = batch[-1]
+        waiting = [order.id for order in batch if order.id != skip_order]
+        settings = settings or await settings_store.get(uow.conn, uow.tenant_id)
+        heads = {h["id"]: h for h in await store.heads_by_id(uow.conn, waiting)}
+        for order_id in waiting:  # priority order; heads were locked in id order above
+            head = heads.get(order_id)
+            if head is None or head["status"] not in ALLOCATABLE_STATUSES:
+                continue
+            if await _allocate(uow, head, settings, backorder=True):
+                served += 1
+        if len(batch) < BACKORDERS_PER_BATCH:
+            break
+        product_ids = await stock_store.products_with_free_stock(
+            uow.conn, warehouse_id, product_ids=product_ids
+        )
     return served
 
 
@@ -324,7 +339,10 @@ async def _allocate(
             "short": sum(plan.short.values()),
         }
         uow.audit("order", head["number"], "allocated", after=data)
-        uow.emit(ALLOCATION_EVENTS[status], "order", head["number"], data,
+        event = data
+        if status == OrderStatus.CANCELLED:  # for want of stock: the cancellation's shape
+            event = {"number": head["number"], "put_back_tasks": []}
+        uow.emit(ALLOCATION_EVENTS[status], "order", head["number"], event,
                  warehouse=head["warehouse"])  # fmt: skip
     # The writes and the pick-face check that follows them travel in one round trip.
     async with uow.conn.pipeline():

@@ -10,6 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 
+from wms.domain.allocation import ALLOCATABLE_LOCATION_TYPES
 from wms.domain.inventory import (
     BalanceKey,
     Delta,
@@ -562,3 +563,32 @@ async def stock_summary(conn: AsyncConnection, warehouse_id: int) -> list[dict[s
     for row in rows:
         row["available"] = row["available"] or 0
     return rows
+
+
+async def products_with_free_stock(
+    conn: AsyncConnection,
+    warehouse_id: int,
+    *,
+    product_ids: Sequence[int] | None = None,
+    location_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Products (of ``product_ids``, at ``location_ids``: None means any) with unallocated
+    available stock allocation may take: at active storage or pick locations, the
+    outbound staging location left out."""
+    cursor = await conn.execute(
+        "SELECT DISTINCT b.product_id FROM inventory_balances b "
+        "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
+        "JOIN warehouses w ON w.tenant_id = b.tenant_id AND w.id = b.warehouse_id "
+        "WHERE b.warehouse_id = %(wh)s AND b.status = 'available' AND b.on_hand > b.allocated "
+        "AND (%(products)s::bigint[] IS NULL OR b.product_id = ANY(%(products)s)) "
+        "AND (%(locations)s::bigint[] IS NULL OR b.location_id = ANY(%(locations)s)) "
+        "AND l.active AND l.type = ANY(%(types)s) AND l.code <> w.outbound_staging_location "
+        "ORDER BY b.product_id",
+        {
+            "wh": warehouse_id,
+            "types": sorted(ALLOCATABLE_LOCATION_TYPES),
+            "products": None if product_ids is None else list(product_ids),
+            "locations": None if location_ids is None else list(location_ids),
+        },
+    )
+    return [int(row[0]) for row in await cursor.fetchall()]

@@ -9,6 +9,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from wms.domain.allocation import ALLOCATABLE_LOCATION_TYPES
 from wms.domain.locations import ImportedLocation
 from wms.store import filters
 
@@ -361,13 +362,15 @@ async def replace_putaway_rules(
             )
 
 
-async def lock_by_code(conn: AsyncConnection, warehouse_id: int, codes: Sequence[str]) -> None:
-    """Lock the existing locations of ``codes`` FOR UPDATE, in code order (as the upsert)."""
-    await conn.execute(
-        "SELECT 1 FROM locations WHERE warehouse_id = %s AND code = ANY(%s::text[]) "
-        "ORDER BY code FOR UPDATE",
-        (warehouse_id, list(codes)),
+async def lock_by_code(conn: AsyncConnection, warehouse_id: int, codes: Sequence[str]) -> list[int]:
+    """Lock the existing locations of ``codes`` FOR UPDATE, in code order (as the upsert);
+    the ids of those allocation may not take stock from (inactive, or another type)."""
+    cursor = await conn.execute(
+        "SELECT id, active AND type = ANY(%s) FROM locations WHERE warehouse_id = %s "
+        "AND code = ANY(%s::text[]) ORDER BY code FOR UPDATE",
+        (sorted(ALLOCATABLE_LOCATION_TYPES), warehouse_id, list(codes)),
     )
+    return [int(row[0]) for row in await cursor.fetchall() if not row[1]]
 
 
 async def lock_types(conn: AsyncConnection, location_ids: Sequence[int]) -> dict[int, str]:

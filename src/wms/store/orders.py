@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
@@ -445,19 +446,40 @@ async def set_status(
     )
 
 
+@dataclass(frozen=True)
+class WaitingOrder:
+    """A backordered order's place in the queue: priority, then age, then id."""
+
+    id: int
+    priority: int
+    created_at: datetime
+
+
 async def waiting_orders(
-    conn: AsyncConnection, warehouse_id: int, product_ids: list[int], limit: int
-) -> list[int]:
-    """Backordered orders wanting these products, by priority then age (oldest first)."""
+    conn: AsyncConnection,
+    warehouse_id: int,
+    product_ids: list[int],
+    limit: int,
+    *,
+    after: WaitingOrder | None = None,
+) -> list[WaitingOrder]:
+    """Backordered orders wanting these products, by priority then age (oldest first),
+    from just past ``after``."""
+    position = "AND (o.priority, o.created_at, o.id) > (%s, %s, %s) " if after else ""
     cursor = await conn.execute(
-        "SELECT o.id FROM orders o WHERE o.warehouse_id = %s "
+        "SELECT o.id, o.priority, o.created_at FROM orders o WHERE o.warehouse_id = %s "
         "AND o.status IN ('backordered', 'partially_allocated') AND EXISTS ("
         "SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.product_id = ANY(%s) "
-        "AND l.allocated + l.cancelled < l.quantity) "
+        f"AND l.allocated + l.cancelled < l.quantity) {position}"
         "ORDER BY o.priority, o.created_at, o.id LIMIT %s",
-        (warehouse_id, product_ids, limit),
+        (
+            warehouse_id,
+            product_ids,
+            *((after.priority, after.created_at, after.id) if after else ()),
+            limit,
+        ),
     )
-    return [int(row[0]) for row in await cursor.fetchall()]
+    return [WaitingOrder(int(row[0]), int(row[1]), row[2]) for row in await cursor.fetchall()]
 
 
 async def lock_allocated_balances(conn: AsyncConnection, order_ids: Sequence[int]) -> None:

@@ -181,9 +181,10 @@ def present(order: dict[str, Any]) -> Order:
             lot=line["lot"],
             min_shelf_life_days=line["min_shelf_life_days"],
             allocated=line["allocated"],
+            # Dispatch turns the picked units, still allocated until then, into shipped.
             backordered=0
             if order["status"] == OrderStatus.CANCELLED
-            else line["quantity"] - line["allocated"] - line["cancelled"],
+            else line["quantity"] - line["allocated"] - line["cancelled"] - line["shipped"],
             cancelled=line["cancelled"],
             picked=line["picked"],
             shipped=line["shipped"],

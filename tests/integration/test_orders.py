@@ -258,7 +258,10 @@ def test_cancelling_releases_allocations_to_waiting_orders(
     cancelled = api.post("/orders/SO-1/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
-    assert cancelled.json()["lines"][0]["allocations"] == []
+    line = cancelled.json()["lines"][0]
+    assert line["allocations"] == []
+    # The whole line is cancelled (it kept cancelled 0 beside the order's status).
+    assert (line["allocated"], line["cancelled"], line["backordered"]) == (0, 5, 0)
     assert api.get("/orders/SO-2").json()["status"] == "allocated"
     assert api.get("/inventory").json()["items"][0]["allocated"] == 2
     again = api.post("/orders/SO-1/cancel")

@@ -170,6 +170,7 @@ async def cancel_order(uow: UnitOfWork, number: str) -> dict[str, Any]:
     await wave_store.leave_wave(uow.conn, head["id"])
     waves = await pick_store.withdraw_order(uow.conn, head["id"])
     freed = await store.release_all(uow.conn, head["id"])
+    await store.cancel_lines(uow.conn, head["id"])
     put_back = await replenishment.put_back(uow, head)
     await shipment_store.leave_shipment(uow.conn, head["id"])
     for wave_id in waves:

@@ -411,6 +411,13 @@ async def cancel_remainders(conn: AsyncConnection, order_id: int, short: dict[in
     )
 
 
+async def cancel_lines(conn: AsyncConnection, order_id: int) -> None:
+    """Cancel what the order's lines did not ship (their allocations released already)."""
+    await conn.execute(
+        "UPDATE order_lines SET cancelled = quantity - shipped WHERE order_id = %s", (order_id,)
+    )
+
+
 async def release_all(conn: AsyncConnection, order_id: int) -> list[int]:
     """Release every allocation of the order; return the products whose stock came free."""
     cursor = await conn.execute(

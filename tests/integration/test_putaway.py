@@ -114,6 +114,32 @@ def test_a_confirmation_counts_units_promised_to_other_open_tasks(
     must(api.post(f"/putaway-tasks/{lot_task['id']}/confirm"), 200)
 
 
+def test_moves_and_adjustments_leave_the_room_promised_to_open_tasks(
+    api: ApiClient, world: None
+) -> None:
+    # They counted stored units only: a move could fill the room a task was sent to, and
+    # the task's operator found the location full.
+    asn = must(new_asn(api))
+    (task,) = receive(api, asn["id"], scan(sku="LOT-1", lot="L1", expiry="2030-01-01",
+                                           quantity=25))  # fmt: skip
+    assert task["suggested_location"] == "F-01"  # 25 of F-01's 30 promised
+    must(api.post("/inventory/adjustments", json={"warehouse": "SP1", "location": "A-01",
+                                                  "sku": "SKU-1", "quantity": 10,
+                                                  "reason": "found"}))  # fmt: skip
+    move = {"warehouse": "SP1", "sku": "SKU-1", "from_location": "A-01",
+            "to_location": "F-01", "quantity": 6}  # fmt: skip
+    adjustment = {"warehouse": "SP1", "location": "F-01", "sku": "SKU-1", "quantity": 6,
+                  "reason": "found"}  # fmt: skip
+    for path, body in (("/inventory/moves", move), ("/inventory/adjustments", adjustment)):
+        refused = api.post(path, json=body)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["promised_units"] == 25
+        assert "25 more promised to putaway tasks" in refused.json()["detail"]
+    assert stock(api, location="F-01") == {}
+    must(api.post("/inventory/moves", json={**move, "quantity": 5}))  # what is left fits
+    must(api.post(f"/putaway-tasks/{task['id']}/confirm"), 200)
+
+
 def test_without_room_anywhere_a_task_has_no_suggestion_and_needs_a_location(
     api: ApiClient, world: None
 ) -> None:

@@ -68,13 +68,18 @@ def test_a_known_lot_keeps_its_expiry_and_refuses_another() -> None:
     assert check_expiry("L2", date(2027, 2, 1), None, known=False) == date(2027, 2, 1)
 
 
-def test_capacity_counts_what_is_stored_and_inactive_locations_take_nothing() -> None:
+def test_capacity_counts_what_is_stored_or_promised_and_inactive_locations_take_nothing() -> None:
     check_capacity(code="B", active=True, capacity_units=10, stored_units=4, adding=6)
     check_capacity(code="B", active=True, capacity_units=None, stored_units=10**9, adding=1)
     with pytest.raises(LocationUnavailableError):
         check_capacity(code="B", active=True, capacity_units=10, stored_units=4, adding=7)
     with pytest.raises(LocationUnavailableError):
         check_capacity(code="B", active=False, capacity_units=None, stored_units=0, adding=1)
+    check_capacity(code="B", active=True, capacity_units=10, stored_units=4, promised_units=2,
+                   adding=4)  # fmt: skip
+    with pytest.raises(LocationUnavailableError):
+        check_capacity(code="B", active=True, capacity_units=10, stored_units=4,
+                       promised_units=2, adding=5)  # fmt: skip
 
 
 def test_a_move_takes_from_one_key_and_puts_at_another() -> None:

@@ -137,18 +137,27 @@ def check_expiry(
 
 
 def check_capacity(
-    *, code: str, active: bool, capacity_units: int | None, stored_units: int, adding: int
+    *,
+    code: str,
+    active: bool,
+    capacity_units: int | None,
+    stored_units: int,
+    adding: int,
+    promised_units: int = 0,
 ) -> None:
-    """Refuse adding stock to an inactive location or beyond its unit capacity."""
+    """Refuse adding stock to an inactive location or beyond its unit capacity, counting
+    the units promised to open putaway tasks as taken (their operators are on the way)."""
     if not active:
         raise LocationUnavailableError(f"location {code} is inactive", location=code)
-    if capacity_units is not None and stored_units + adding > capacity_units:
+    if capacity_units is not None and stored_units + promised_units + adding > capacity_units:
+        promised = f", {promised_units} more promised to putaway tasks" if promised_units else ""
         raise LocationUnavailableError(
-            f"location {code} holds {stored_units} of {capacity_units} units; "
+            f"location {code} holds {stored_units} of {capacity_units} units{promised}; "
             f"{adding} more do not fit",
             location=code,
             capacity_units=capacity_units,
             stored_units=stored_units,
+            promised_units=promised_units,
         )
 
 

@@ -81,13 +81,17 @@ def base_units(item: store.StockProduct, quantity: Quantity, field: str = "/uom"
 
 
 async def ensure_room(uow: UnitOfWork, place: store.StockLocation, adding: int) -> None:
-    """Lock the destination when it has a capacity, and refuse if inactive or full."""
-    stored = await store.lock_location(uow.conn, place.id) if place.capacity_units else 0
+    """Lock the destination when it has a capacity, and refuse if inactive or full (room
+    promised to putaway tasks counts as taken)."""
+    stored, promised = (
+        await store.lock_location(uow.conn, place.id) if place.capacity_units else (0, 0)
+    )
     check_capacity(
         code=place.code,
         active=place.active,
         capacity_units=place.capacity_units,
         stored_units=stored,
+        promised_units=promised,
         adding=adding,
     )
 

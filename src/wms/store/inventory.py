@@ -178,15 +178,18 @@ async def locations_by_code(
     return {(row[0], row[2]): StockLocation(*row[1:]) for row in await cursor.fetchall()}
 
 
-async def lock_location(conn: AsyncConnection, location_id: int) -> int:
-    """Lock a location against concurrent filling; return the units stored in it now."""
+async def lock_location(conn: AsyncConnection, location_id: int) -> tuple[int, int]:
+    """Lock a location against concurrent filling; return the units stored in it now and
+    those promised to its open putaway tasks."""
     await conn.execute("SELECT 1 FROM locations WHERE id = %s FOR NO KEY UPDATE", (location_id,))
     cursor = await conn.execute(
-        "SELECT coalesce(sum(on_hand), 0) FROM inventory_balances WHERE location_id = %s",
-        (location_id,),
+        "SELECT (SELECT coalesce(sum(on_hand), 0) FROM inventory_balances "
+        "WHERE location_id = %(id)s), (SELECT coalesce(sum(quantity), 0) FROM putaway_tasks "
+        "WHERE suggested_location_id = %(id)s AND status = 'open')",
+        {"id": location_id},
     )
     row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def lock_locations(conn: AsyncConnection, location_ids: Sequence[int]) -> None:

@@ -490,6 +490,11 @@ def run_cli(entry: Callable[..., object], argv: list[str] | None) -> int:
         message, code = str(exc), EXIT_FAILURE
     except psycopg.OperationalError as exc:
         message, code = f"database error: {str(exc).strip().splitlines()[0]}", EXIT_FAILURE
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+        # A value the database refused (a CHECK, a NUL in a text) is the user's to correct:
+        # one line like any other mistake, not a traceback.
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        message, code = f"the database refused the value: {detail}", EXIT_FAILURE
     else:
         return 0
     click.echo(f"wms-server: {message}", err=True)

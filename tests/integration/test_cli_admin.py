@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from wms.cli import cli, run_cli
 from wms.config import Settings
+from wms.services import tenants
 
 
 def run(argv: list[str]) -> int:
@@ -66,3 +67,34 @@ def test_an_expiry_date_is_accepted_and_shown(
     capsys.readouterr()
     run(["apikey", "list", "--tenant", "exp"])
     assert "2030-01-31 00:00:00+00:00" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "named"),
+    [
+        ("has space", "Fine", "tenant code"),
+        ("x" * 64, "Fine", "tenant code"),
+        ("ok-code", "", "tenant name"),
+        ("ok-code", "n" * 201, "tenant name"),
+        ("ok-code", "a\x00b", "NUL"),
+    ],
+)
+def test_tenant_create_with_a_bad_code_or_name_is_one_line(
+    cli_env: Settings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    code: str,
+    name: str,
+    named: str,
+) -> None:
+    # The tenants table's CHECK refused them: a psycopg CheckViolation traceback.
+    assert run(["tenant", "create", code, "--name", name]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("wms-server: ")
+    assert named in line
+    # A value past the service's check: the database's refusal is one line as well.
+    monkeypatch.setattr(tenants, "check_tenant", lambda code, name: None)
+    assert run(["tenant", "create", code, "--name", name]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("wms-server: the database refused the value: ")

@@ -11,7 +11,9 @@ import psycopg
 from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import build_world
 from tests.integration.test_orders import order_body
+from wms.config import Settings
 from wms.domain.roles import Role
+from wms.events.worker import chores
 from wms.store import settings as settings_store
 
 WAREHOUSE = {"code": "SP1", "name": "São Paulo 1", "timezone": "America/Sao_Paulo"}
@@ -119,6 +121,56 @@ def test_an_overlong_idempotency_key_is_422(api: ApiClient) -> None:
     response = api.post("/warehouses", json=WAREHOUSE, headers={"Idempotency-Key": "k" * 256})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_an_idempotency_key_does_not_turn_a_too_deep_body_into_a_500(api: ApiClient) -> None:
+    # The fingerprint caught ValueError only: with a key, the RecursionError of a body
+    # nested past json's limit was a 500 where the same body without one is a 4xx.
+    assert api.post("/warehouses", json=WAREHOUSE).status_code == 201
+    for content_type in ("text/csv", "application/json"):
+        headers = {"Content-Type": content_type}
+        path, deep = "/warehouses/SP1/locations:import", b"[" * 20_000
+        without_key = api.post(path, content=deep, headers=headers)
+        with_key = api.post(path, content=deep, headers={**headers, "Idempotency-Key": "deep"})
+        assert 400 <= without_key.status_code < 500, without_key.text[:200]
+        assert with_key.status_code == without_key.status_code, with_key.text[:200]
+        assert with_key.json()["type"] == without_key.json()["type"]
+
+
+def test_the_worker_purges_idempotency_records_past_their_24_hours(
+    api: ApiClient, settings: Settings, database_url: str
+) -> None:
+    # Nothing deleted them (claim only ignored expired records): the table grew for ever.
+    for key, code in (("old", "SP1"), ("fresh", "SP2")):
+        created = api.post(
+            "/warehouses", json={**WAREHOUSE, "code": code}, headers={"Idempotency-Key": key}
+        )
+        assert created.status_code == 201
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE wms.idempotency_keys SET created_at = now() - interval '24 hours 1 second' "
+            "WHERE key = 'old'"
+        )
+
+    def keys_left() -> list[str]:
+        with psycopg.connect(database_url) as conn:
+            return [row[0] for row in conn.execute("SELECT key FROM wms.idempotency_keys")]
+
+    async def chores_until_purged() -> None:
+        stop = asyncio.Event()
+        every_pass = settings.model_copy(update={"event_prune_interval_seconds": 0.1})
+        running = asyncio.create_task(chores(every_pass, database_url, stop))
+        try:
+            for _ in range(100):
+                if await asyncio.to_thread(keys_left) == ["fresh"]:
+                    return
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await running
+
+    asyncio.run(chores_until_purged())
+    assert keys_left() == ["fresh"]
 
 
 def test_a_failed_command_leaves_no_audit_event_or_idempotency_record(

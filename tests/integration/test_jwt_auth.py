@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -30,8 +31,9 @@ AUDIENCE = "wms-api"
 class KeyServer:
     """A JWKS endpoint on loopback whose key set the test can change."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared_alg: str | None = "RS256") -> None:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.declared_alg = declared_alg  # None: the JWKs leave ``alg`` out (RFC 7517 allows)
         self.fetches = 0
         outer = self
 
@@ -68,7 +70,9 @@ class KeyServer:
         keys = []
         for kid, key in self.keys.items():
             jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-            keys.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+            jwk.pop("alg", None)
+            alg = {"alg": self.declared_alg} if self.declared_alg else {}
+            keys.append({**jwk, **alg, "kid": kid, "use": "sig"})
         return {"keys": keys}
 
 
@@ -82,6 +86,13 @@ def keys() -> Iterator[KeyServer]:
 
 @pytest.fixture
 def oidc_client(settings: Settings, keys: KeyServer) -> Iterator[TestClient]:
+    with oidc_app(settings, keys) as client:
+        yield client
+
+
+@contextmanager
+def oidc_app(settings: Settings, keys: KeyServer) -> Iterator[TestClient]:
+    """An app trusting ``keys``' issuer, its key set fetched afresh for each token."""
     configured = settings.model_copy(
         update={
             "oidc_issuer": ISSUER,
@@ -94,12 +105,14 @@ def oidc_client(settings: Settings, keys: KeyServer) -> Iterator[TestClient]:
         yield client
 
 
-def make_token(keys: KeyServer, who: TenantKeys, kid: str = "k1", **claims: Any) -> str:
+def make_token(
+    keys: KeyServer, who: TenantKeys, kid: str = "k1", algorithm: str = "RS256", **claims: Any
+) -> str:
     now = int(time.time())
     body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "tenant": who.code,
             "roles": ["admin"], "iat": now, "exp": now + 300, **claims}  # fmt: skip
     body = {k: v for k, v in body.items() if v is not None}
-    return jwt.encode(body, keys.keys[kid], algorithm="RS256", headers={"kid": kid})
+    return jwt.encode(body, keys.keys[kid], algorithm=algorithm, headers={"kid": kid})
 
 
 def call(client: TestClient, token: str, method: str = "GET", path: str = "/warehouses",
@@ -187,6 +200,32 @@ def test_unknown_kid_alg_none_and_hs_rs_confusion_are_refused(
     assert call(oidc_client, f"{hs_header}.{payload}.{mac}") == 401
     assert call(oidc_client, "not.a.jwt") == 401
     stranger.stop()
+
+
+@pytest.mark.parametrize("alg", [["RS256"], {"name": "RS256"}])
+def test_a_header_whose_alg_is_not_a_string_is_401(
+    oidc_client: TestClient, keys: KeyServer, tenant: TenantKeys, alg: object
+) -> None:
+    # An unhashable alg raised TypeError in the lookup among accepted algorithms: a 500.
+    _, payload, signature = make_token(keys, tenant).split(".")
+    header = b64(json.dumps({"alg": alg, "kid": "k1", "typ": "JWT"}).encode())
+    assert call(oidc_client, f"{header}.{payload}.{signature}") == 401
+
+
+@pytest.mark.parametrize("algorithm", ["RS384", "PS256"])
+def test_a_key_without_alg_verifies_any_rsa_algorithm_and_a_declared_alg_binds(
+    settings: Settings, tenant: TenantKeys, algorithm: str
+) -> None:
+    # PyJWK fills in RS256 for an RSA JWK without alg, and that was taken as declared:
+    # every RS384 or PS256 token of such an issuer (Azure AD's keys, say) was refused.
+    for declared_alg, status in ((None, 200), ("RS256", 401)):
+        server = KeyServer(declared_alg)
+        server.add_key("k1")
+        try:
+            with oidc_app(settings, server) as client:
+                assert call(client, make_token(server, tenant, algorithm=algorithm)) == status
+        finally:
+            server.stop()
 
 
 def test_rotated_keys_are_picked_up_from_the_issuer(

@@ -477,6 +477,14 @@ def test_an_import_body_that_is_not_json_is_400_and_not_a_list_is_422(
     assert wrong.json()["errors"][0]["field"] == "/locations"
 
 
+def test_an_import_body_nested_too_deep_is_400_not_a_500(warehouse: ApiClient) -> None:
+    # Past its nesting limit json.loads raises RecursionError, not ValueError: a 500.
+    headers = {"Content-Type": "application/json"}
+    answer = warehouse.post(f"{WH}/locations:import", content=b"[" * 20_000, headers=headers)
+    assert answer.status_code == 400, answer.text[:200]
+    assert answer.json()["type"] == PROBLEMS + "malformed-json"
+
+
 def test_an_import_into_an_unknown_warehouse_is_404(api: ApiClient) -> None:
     answer = api.post("/warehouses/NOPE/locations:import", json={"locations": [location("A")]})
     assert answer.status_code == 404

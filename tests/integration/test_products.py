@@ -497,6 +497,15 @@ def test_an_import_body_that_is_not_json_or_utf8_is_refused(api: ApiClient) -> N
     assert no_envelope.status_code == 422
 
 
+def test_an_import_body_nested_too_deep_is_malformed_json_not_a_500(api: ApiClient) -> None:
+    # Past its nesting limit json.loads raises RecursionError, not ValueError: a 500.
+    deep = api.post(
+        "/products:import", content=b"[" * 20_000, headers={"Content-Type": "application/json"}
+    )
+    assert deep.status_code == 400, deep.text[:200]
+    assert deep.json()["type"] == PROBLEM + "malformed-json"
+
+
 def test_a_csv_cell_too_large_or_too_deep_is_a_row_error_not_a_500(api: ApiClient) -> None:
     huge = import_csv(api, "sku,description\nSKU-1," + "x" * 200_000 + "\n")
     assert huge.status_code == 422, huge.text

@@ -31,6 +31,7 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
 from wms.api.auth import Principal
+from wms.api.json_body import MalformedJsonError, parse_json
 from wms.config import Settings
 from wms.domain.errors import ConflictError, DomainError, FieldError
 from wms.ops.metrics import COMMAND_DURATION, DB_TRANSACTION_DURATION
@@ -88,9 +89,10 @@ async def fingerprint(request: Request) -> bytes:
     raw = await request.body()
     try:
         canonical = json.dumps(
-            json.loads(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            parse_json(raw), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
-    except ValueError:
+    except MalformedJsonError:
+        # Not JSON (a CSV import, or a body the route will refuse): the bytes as sent.
         canonical = raw
     path = json.dumps(request.path_params, sort_keys=True, ensure_ascii=False, default=str)
     head = f"{request.method} {route_template(request.scope)} {path}\n".encode()

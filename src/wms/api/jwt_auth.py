@@ -3,8 +3,9 @@
 Only asymmetric algorithms are accepted (``none`` and the HMAC family are refused
 before any key is looked at, which also closes the HS/RS confusion), the key is chosen
 by ``kid`` from the issuer's key set (cached, refreshed when stale or when an unknown
-``kid`` appears — at most every ``MIN_REFRESH_SECONDS``), and issuer, audience and
-expiry are required. Tenant, roles and subject come from configurable claims.
+``kid`` appears — at most every ``MIN_REFRESH_SECONDS``) and must suit the token's
+``alg`` (``SigningKey.verifies``), and issuer, audience and expiry are required. Tenant,
+roles and subject come from configurable claims.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -26,6 +28,11 @@ from wms.store.roles import APP
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+# What a JWK that declares no ``alg`` (optional in RFC 7517) may verify: by key type, and
+# for elliptic curves by curve (each ES algorithm names its curve, RFC 7518 §3.4).
+_RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+_EC_ALGORITHM_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+_OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 MIN_REFRESH_SECONDS = 10.0
 LEEWAY_SECONDS = 30
 TENANT_CACHE_SECONDS = 60.0
@@ -39,6 +46,33 @@ class InvalidTokenError(DomainError):
     slug = "unauthorized"
 
 
+@dataclass(frozen=True)
+class SigningKey:
+    """One key of the issuer's set: the JWK as published, and the public key it holds.
+
+    The published JWK is kept because ``PyJWK.algorithm_name`` does not tell a declared
+    ``alg`` from the default PyJWT fills in (RS256 for every RSA key).
+    """
+
+    jwk: dict[str, Any]
+    public_key: Any
+
+    def verifies(self, algorithm: str) -> bool:
+        """Whether a token signed with ``algorithm`` may be checked with this key: the
+        JWK's ``alg`` when it declares one, else any algorithm of the key's type."""
+        declared = self.jwk.get("alg")
+        if declared is not None:
+            return bool(declared == algorithm)
+        key_type, curve = self.jwk.get("kty"), self.jwk.get("crv")
+        if key_type == "RSA":
+            return algorithm in _RSA_ALGORITHMS
+        if key_type == "EC":
+            return isinstance(curve, str) and _EC_ALGORITHM_BY_CURVE.get(curve) == algorithm
+        if key_type == "OKP":
+            return curve in _OKP_CURVES and algorithm == "EdDSA"
+        return False
+
+
 class JwksCache:
     """The issuer's signing keys by ``kid``, fetched over HTTP and cached."""
 
@@ -46,11 +80,11 @@ class JwksCache:
         self._url = url
         self._cache_seconds = cache_seconds
         self._min_refresh = min(MIN_REFRESH_SECONDS, cache_seconds)
-        self._keys: dict[str, jwt.PyJWK] = {}
+        self._keys: dict[str, SigningKey] = {}
         self._fetched_at = -float("inf")
         self._lock = asyncio.Lock()
 
-    async def key(self, kid: str) -> jwt.PyJWK | None:
+    async def key(self, kid: str) -> SigningKey | None:
         """The key ``kid``; refetches a stale set, or once when the kid is unknown."""
         age = time.monotonic() - self._fetched_at
         if age > self._cache_seconds or (kid not in self._keys and age > self._min_refresh):
@@ -63,13 +97,35 @@ class JwksCache:
                 return  # another request refreshed while we waited
             try:
                 document = await asyncio.to_thread(_fetch_json, self._url)
-                key_set = jwt.PyJWKSet.from_dict(document)
-            except (OSError, ValueError, jwt.PyJWTError):
+                keys = _signing_keys(document)
+            except (OSError, ValueError, RecursionError, jwt.PyJWTError):
                 # Keep the keys we have: an issuer outage must not log everybody out.
                 self._fetched_at = time.monotonic()
                 return
-            self._keys = {k.key_id: k for k in key_set.keys if k.key_id}
+            self._keys = keys
             self._fetched_at = time.monotonic()
+
+
+def _signing_keys(document: Any) -> dict[str, SigningKey]:
+    """The usable keys of a JWKS document by ``kid``; ``PyJWKSetError`` when there are none.
+
+    As ``PyJWKSet`` reads a set (members PyJWT cannot use are skipped), keeping each
+    member's JWK beside its key.
+    """
+    members = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(members, list):
+        raise jwt.PyJWKSetError("the JWKS document has no list of keys")
+    keys: dict[str, SigningKey] = {}
+    for jwk in members:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+            continue
+        try:
+            keys[jwk["kid"]] = SigningKey(jwk, jwt.PyJWK(jwk).key)
+        except jwt.PyJWTError:
+            continue  # a key type or algorithm PyJWT cannot use (an encryption key, say)
+    if not keys:
+        raise jwt.PyJWKSetError("the JWKS document has no usable signing key")
+    return keys
 
 
 def _fetch_json(url: str) -> Any:
@@ -108,15 +164,21 @@ class JwtAuthenticator:
             raise InvalidTokenError("the bearer token is malformed") from None
         algorithm = header.get("alg")
         kid = header.get("kid")
-        if algorithm not in ASYMMETRIC_ALGORITHMS or not isinstance(kid, str):
+        # The header is the sender's JSON: a list or object there is unhashable, and the
+        # set lookup below would raise TypeError (a 500) instead of refusing the token.
+        if (
+            not isinstance(algorithm, str)
+            or algorithm not in ASYMMETRIC_ALGORITHMS
+            or not isinstance(kid, str)
+        ):
             raise InvalidTokenError("the bearer token is not signed with an accepted key")
         key = await self._jwks.key(kid)
-        if key is None or (key.algorithm_name and key.algorithm_name != algorithm):
+        if key is None or not key.verifies(algorithm):
             raise InvalidTokenError("the bearer token is not signed with an accepted key")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.key,
+                key.public_key,
                 algorithms=[algorithm],
                 audience=self._audience,
                 issuer=self._issuer,

@@ -30,6 +30,9 @@ PUBLISH_ERRORS = Counter(
 KAFKA_UP = Gauge("wms_kafka_up", "1 while the worker reaches a Kafka broker, else 0.")
 SHARDS_HELD = Gauge("wms_outbox_shards_held", "Relay key shards this worker holds a lease on.")
 PRUNED = Counter("wms_outbox_pruned_total", "Outbox events removed by retention.")
+IDEMPOTENCY_PURGED = Counter(
+    "wms_idempotency_keys_purged_total", "Idempotency records removed after their 24 hours."
+)
 INTAKE = Counter(
     "wms_order_intake_total", "Inbound order messages handled, by outcome.", ["outcome"]
 )

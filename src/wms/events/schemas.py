@@ -72,16 +72,19 @@ extension attribute `tenant` (the tenant code) and `data`.
 (`WMS_EVENT_SHARDS`, shared evenly among running workers), wakes on `NOTIFY wms_outbox`
 (polling every `WMS_WORKER_POLL_SECONDS` as a fallback), waits while Kafka is away
 (the idempotent producer retries without reordering), prunes events older than the
-retention (with Kafka configured, only those Kafka acknowledged) and creates ledger
-partitions ahead. An event the producer refuses for good (over
-`WMS_KAFKA_MESSAGE_MAX_BYTES`) is parked so its key's later events go on: `wms-server events
-parked` lists them, `wms-server events requeue` sends them again (after the later
-ones; docs/runbooks/outbox-relay-stalled.md). Metrics on `METRICS_PORT`:
+retention (with Kafka configured, only those Kafka acknowledged), deletes idempotency
+records past their 24 hours (in batches of 5000: the API already ignores them, this keeps
+the table from growing) and creates ledger partitions ahead. An event the producer
+refuses for good (over `WMS_KAFKA_MESSAGE_MAX_BYTES`) is parked so its key's later
+events go on: `wms-server events parked` lists them, `wms-server events requeue` sends
+them again (after the later ones; docs/runbooks/outbox-relay-stalled.md). Metrics on
+`METRICS_PORT`:
 `wms_outbox_backlog`, `wms_outbox_oldest_unpublished_age_seconds`,
 `wms_outbox_parked_events`, `wms_outbox_events_parked_total{{kind}}`,
 `wms_outbox_publish_latency_seconds`, `wms_outbox_published_total`,
 `wms_outbox_publish_errors_total{{kind}}`, `wms_kafka_up`, `wms_outbox_shards_held`,
-`wms_outbox_pruned_total`, `wms_order_intake_total{{outcome}}`,
+`wms_outbox_pruned_total`, `wms_idempotency_keys_purged_total`,
+`wms_order_intake_total{{outcome}}`,
 `wms_order_intake_retries_total`, `kafka_consumer_lag{{topic,partition,group}}`.
 
 ## Types

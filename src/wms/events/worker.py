@@ -11,15 +11,19 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import psycopg
 import structlog
+from prometheus_client import Counter
 
 from wms.config import Settings
 from wms.events import kafka, metrics, outbox_sql
 from wms.events.intake import OrderIntake
 from wms.events.relay import Relay, admin_connect
 from wms.ops.tracing import configure_tracing
+from wms.store import idempotency
 from wms.store import locations as locations_sql
 from wms.store.database import create_pool
 from wms.store.partitions import ensure_movement_partitions
@@ -93,7 +97,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
 
 async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> None:
     """Backlog metrics every second, retention every minute (events, location walk
-    history), ledger partitions hourly."""
+    history, idempotency records), ledger partitions hourly."""
     conn = None
     pruned_at = partitions_at = 0.0
     while not stop.is_set():
@@ -107,20 +111,25 @@ async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> Non
             now = time.monotonic()
             if now - pruned_at >= settings.event_prune_interval_seconds:
                 pruned_at = now
-                while (
-                    removed := await outbox_sql.prune(
+                await _delete_in_batches(
+                    partial(
+                        outbox_sql.prune,
                         conn,
                         retention_hours=settings.event_retention_hours,
                         limit=PRUNE_BATCH,
                         published_only=bool(settings.kafka_brokers),
-                    )
-                ) and not stop.is_set():
-                    metrics.PRUNED.inc(removed)
-                    if removed < PRUNE_BATCH:
-                        break
+                    ),
+                    metrics.PRUNED,
+                    stop,
+                )
                 await outbox_sql.sweep_commits(conn)
                 await locations_sql.prune_walk_history(
                     conn, older_than_hours=locations_sql.WALK_HISTORY_HOURS
+                )
+                await _delete_in_batches(
+                    partial(idempotency.purge_expired, conn, limit=PRUNE_BATCH),
+                    metrics.IDEMPOTENCY_PURGED,
+                    stop,
                 )
             if now - partitions_at >= PARTITIONS_EVERY_SECONDS:
                 partitions_at = now
@@ -134,3 +143,15 @@ async def chores(settings: Settings, admin_url: str, stop: asyncio.Event) -> Non
             await asyncio.wait_for(stop.wait(), timeout=1.0)
     if conn is not None:
         await conn.close()
+
+
+async def _delete_in_batches(
+    delete_batch: Callable[[], Awaitable[int]], removed: Counter, stop: asyncio.Event
+) -> None:
+    """Run ``delete_batch`` (at most ``PRUNE_BATCH`` rows, each its own short transaction
+    on the autocommit session) until one removes less, or the worker stops; count rows."""
+    while not stop.is_set():
+        count = await delete_batch()
+        removed.inc(count)
+        if count < PRUNE_BATCH:
+            return

@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from wms.domain.errors import ConflictError, NotFoundError
+from wms.domain.errors import ConflictError, FieldError, NotFoundError
 from wms.domain.roles import Role
 from wms.services.api_keys import new_api_key
 from wms.store import tenants as store
 
+# The tenants table's CHECKs (V1), tested first so that a mistake is told in words rather
+# than by a constraint's name. ``fullmatch``: Python's ``$`` also matches before a final
+# newline, PostgreSQL's does not.
+TENANT_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+MAX_TENANT_NAME_LENGTH = 200
+
 
 def create_tenant(conn: psycopg.Connection[Any], code: str, name: str) -> int:
-    """Create a tenant; ``ConflictError`` when the code exists."""
+    """Create a tenant; ``FieldError`` for a code or name the tenants table refuses,
+    ``ConflictError`` when the code exists."""
+    check_tenant(code, name)
     created = store.insert_tenant(conn, code, name)
     if created is None:
         raise ConflictError(f"tenant {code} already exists")
     return created
+
+
+def check_tenant(code: str, name: str) -> None:
+    """Refuse a code or name the tenants table's CHECKs would, naming the rule broken."""
+    if TENANT_CODE.fullmatch(code) is None:
+        raise FieldError(
+            "code",
+            f"tenant code {code!r} must be 1 to 63 letters, digits, '_' or '-', "
+            "starting with a letter or digit",
+        )
+    if not 1 <= len(name) <= MAX_TENANT_NAME_LENGTH:
+        raise FieldError(
+            "name",
+            f"tenant name must be 1 to {MAX_TENANT_NAME_LENGTH} characters (got {len(name)})",
+        )
 
 
 def create_api_key(

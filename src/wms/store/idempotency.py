@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from psycopg import AsyncConnection
 
-RETENTION_HOURS = 24  # also spelled out in the SQL below
+RETENTION_HOURS = 24
+# Where a record's life ends: ``claim`` ignores older records, ``purge_expired`` deletes them.
+_EXPIRED_BEFORE = f"now() - interval '{RETENTION_HOURS} hours'"
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,13 @@ _TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 _FIND = (
     "SELECT fingerprint, response_status, response_body, response_location "
     "FROM idempotency_keys WHERE tenant_id = %s AND key = %s "
-    "AND created_at > now() - interval '24 hours'"
+    f"AND created_at > {_EXPIRED_BEFORE}"
+)
+_PURGE = (
+    "WITH gone AS (DELETE FROM idempotency_keys WHERE (tenant_id, key) IN ("
+    "  SELECT tenant_id, key FROM idempotency_keys "
+    f"  WHERE created_at <= {_EXPIRED_BEFORE} LIMIT %s) RETURNING 1) "
+    "SELECT count(*) FROM gone"
 )
 
 
@@ -64,3 +72,12 @@ async def save(conn: AsyncConnection, tenant_id: int, key: str, response: Stored
         "response_location = excluded.response_location, created_at = now()",
         (tenant_id, key, response.fingerprint, response.status, response.body, response.location),
     )
+
+
+async def purge_expired(conn: AsyncConnection, *, limit: int) -> int:
+    """Delete up to ``limit`` records past the retention, every tenant's (the worker's
+    admin session); rows removed. ``claim`` already ignores them: without this the table
+    only ever grew."""
+    cursor = await conn.execute(_PURGE, (limit,))
+    row = await cursor.fetchone()
+    return int(row[0]) if row else 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -13,6 +12,7 @@ from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.json_body import parse_json
 from wms.api.pagination import CursorExpiredError, ListQuery, Page, start_listing
 from wms.api.problems import Problem
 from wms.api.query_models import query_of
@@ -28,7 +28,7 @@ from wms.api.schemas import (
     text,
     text_query,
 )
-from wms.domain.errors import DomainError, FieldError, NotFoundError
+from wms.domain.errors import FieldError, NotFoundError
 from wms.domain.locations import COLUMNS, MAX_INT, LocationType, RawRow, csv_rows, json_rows
 from wms.services import locations as service
 from wms.store import locations as store
@@ -40,12 +40,6 @@ CapacityUnits = Annotated[int, Field(gt=0, le=MAX_INT, examples=[500])]
 Measure = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
 VelocityClass = Literal["A", "B", "C"]
 _NOT_NULL = ("type", "pick_sequence", "active")
-
-
-class MalformedJsonError(DomainError):
-    """The import body claims to be JSON but is not."""
-
-    slug = "malformed-json"
 
 
 class NewZone(RequestModel):
@@ -438,10 +432,7 @@ async def import_locations(wh: CodePath, request: Request, principal: PrincipalD
 
 
 def _locations_list(body: bytes) -> list[object]:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise MalformedJsonError("the request body is not valid JSON") from None
+    document = parse_json(body)
     if not isinstance(document, dict) or not isinstance(document.get("locations"), list):
         raise FieldError("/locations", "send an object with a list of locations")
     extra = sorted(set(document) - {"locations"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
+from wms.api.json_body import MalformedJsonError, parse_json
 from wms.api.pagination import ListQuery, Page, start_listing
 from wms.api.paths import segment
 from wms.api.problems import json_pointer
@@ -32,7 +32,7 @@ from wms.api.schemas import (
     examples,
     text_query,
 )
-from wms.domain.errors import DomainError, FieldError, ImportRejectedError, NotFoundError
+from wms.domain.errors import FieldError, ImportRejectedError, NotFoundError
 from wms.domain.products import DEFAULT_BASE_UOM, Uom, VelocityClass
 from wms.domain.settings import AllocationStrategy
 from wms.services import products as service
@@ -59,12 +59,6 @@ Length = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
 # Columns that may be left out but never set to null (the others: null clears them).
 _NOT_NULL = ("description", "base_uom", "lot_tracked", "expiry_tracked", "active", "barcodes")
-
-
-class MalformedJsonError(DomainError):
-    """The import body is not JSON."""
-
-    slug = "malformed-json"
 
 
 class NewUom(RequestModel):
@@ -330,10 +324,7 @@ def _json_rows(raw: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
 
 def _json_rows_one_by_one(raw: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
     """``_json_rows`` for a body with errors: every row's errors, and the good rows."""
-    try:
-        body = json.loads(raw, parse_float=Decimal)
-    except ValueError:
-        raise MalformedJsonError("the request body is not valid JSON") from None
+    body = parse_json(raw, parse_float=Decimal)
     if not isinstance(body, dict) or set(body) != {"products"}:
         raise FieldError("/", 'must be an object with the one field "products"')
     items = body["products"]
@@ -422,8 +413,8 @@ def _cell(column: str, cell: str) -> object:
         return [code.strip() for code in cell.split(CSV_LIST_SEPARATOR) if code.strip()]
     if column == "uoms":
         try:
-            return json.loads(cell)
-        except (ValueError, RecursionError):  # RecursionError: arrays nested too deep
+            return parse_json(cell)
+        except MalformedJsonError:
             raise ValueError(
                 'must be a JSON array such as [{"code": "CS", "factor": 12}]'
             ) from None

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
 from tests.conftest import TenantKeys
-from wms.api.auth import ApiKeyAuthenticator, Principal
+from wms.api.auth import ApiKeyAuthenticator, Principal, UnauthorizedError
 from wms.config import Settings
 from wms.domain.roles import Role
 from wms.ops.secrets import api_key_pepper
@@ -112,3 +112,41 @@ def test_requests_missing_one_cached_key_record_read_it_once(
     assert requests_after_round == [1, 2]
     assert len(principals) == 80
     assert {(p.tenant_id, p.role) for p in principals} == {(tenant.tenant_id, Role.OPERATOR)}
+
+
+async def _authenticate_strangers(
+    url: str, pepper: bytes, token: str, strangers: int
+) -> tuple[int, Principal]:
+    """``strangers`` well-formed tokens of unknown key ids, then ``token``; the number of
+    records cached at the end and the principal of ``token``."""
+    pool = create_pool(url, min_size=1, max_size=2, statement_timeout_ms=5_000,
+                       lock_timeout_ms=1_000)  # fmt: skip
+    await pool.open(wait=True)
+    authenticator = ApiKeyAuthenticator(pool, pepper, cache_seconds=60)
+    try:
+        for n in range(strangers):
+            with pytest.raises(UnauthorizedError):
+                await authenticator.authenticate(f"wms_{n:08d}_{'x' * 24}")
+        principal = await authenticator.authenticate(token)
+        return len(authenticator._cache), principal
+    finally:
+        await pool.close()
+
+
+def test_unknown_key_ids_never_grow_the_cache_past_its_bound(
+    database_url: str,
+    settings: Settings,
+    make_tenant: Callable[[], TenantKeys],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every unknown key id of an unauthenticated request was cached as a miss for good:
+    # anyone could grow the server's memory without a credential.
+    monkeypatch.setattr("wms.api.auth.MAX_CACHED_KEYS", 8, raising=False)
+    tenant = make_tenant()
+    cached, principal = asyncio.run(
+        _authenticate_strangers(
+            database_url, api_key_pepper(settings), tenant.keys[Role.OPERATOR], strangers=30
+        )
+    )
+    assert cached <= 8
+    assert (principal.tenant_id, principal.role) == (tenant.tenant_id, Role.OPERATOR)

@@ -24,6 +24,7 @@ from wms.services.api_keys import KEY_PREFIX, parse_token, secret_matches
 from wms.store.roles import APP
 
 TOUCH_INTERVAL_SECONDS = 60.0
+MAX_CACHED_KEYS = 10_000  # key records (and misses) an authenticator remembers
 
 
 class UnauthorizedError(DomainError):
@@ -132,8 +133,18 @@ class ApiKeyAuthenticator:
         if row is not None:
             record = _KeyRecord(row[0], row[1], Role(row[2]), bytes(row[3]), row[4], row[5])
         if self._cache_seconds > 0:
-            self._cache[key_id] = (now, record)
+            self._remember(key_id, now, record)
         return record
+
+    def _remember(self, key_id: str, now: float, record: _KeyRecord | None) -> None:
+        """Cache a record (or a miss), within ``MAX_CACHED_KEYS``: key ids come from
+        unauthenticated requests, and each unknown one was cached for good."""
+        if len(self._cache) >= MAX_CACHED_KEYS:
+            fresh = now - self._cache_seconds
+            self._cache = {k: v for k, v in self._cache.items() if v[0] >= fresh}
+            if len(self._cache) >= MAX_CACHED_KEYS:
+                self._cache.clear()  # a flood of fresh ids: start again, reads go on
+        self._cache[key_id] = (now, record)
 
 
 # The scheme OpenAPI documents on every /api/v1 operation (routing.ApiRoute). The header

@@ -99,3 +99,18 @@ def test_a_thousand_inbound_orders_with_duplicates_conflicts_and_invalid_ones(
     outcomes = metric(worker, "wms_order_intake_total")
     assert outcomes == 1000
     assert worker.stop() == 0
+
+
+def test_a_worker_asked_to_stop_behind_a_backlog_stops(
+    launch: Launch, *, tmp_path: Path, database_url: str, tenant: TenantKeys, kafka_broker: Broker
+) -> None:
+    # A partition's queue (500 messages) full when SIGTERM came: the task returned, the
+    # poller waited forever to put the next message in, and the process never exited.
+    event = {"specversion": "1.0", "id": "x", "source": "/erp/test", "type": "wms.other",
+             "tenant": tenant.code, "data": {}}  # fmt: skip
+    unwanted = json.dumps(event).encode()
+    kafka_broker.produce("wms.orders.inbound", [(b"ONE-KEY", unwanted)] * 3000)
+    worker = start_worker(launch, tmp_path, database_url, kafka_broker.url)
+    wait_until(lambda: (metric(worker, "wms_order_intake_total") or 0) >= 20, 60, worker)
+    assert worker.stop(timeout=30) == 0
+    assert kafka_broker.committed("wms.orders.inbound", "wms-order-intake") < 3000

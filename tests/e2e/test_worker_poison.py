@@ -46,6 +46,24 @@ def refuse_badvalue(sqlstate: str) -> str:
     """
 
 
+def unreadable(tenant: TenantKeys) -> list[tuple[bytes, bytes]]:
+    """Messages no order can come of, that the intake once let stop the worker: data
+    nested past the JSON parser's depth, a tenant holding NUL, and an invalid order so
+    close to Kafka's size limit that its dead letter (the value plus dlq_* headers) is
+    larger than the limit."""
+    deep = request(tenant.code, {"lines": "HOLE"}).replace(
+        b'"HOLE"', b"[" * 100_000 + b"]" * 100_000
+    )
+    huge = order("HUGE")
+    huge["customer"] = ""  # longer than the 200 characters allowed, below
+    huge["customer"] = "x" * (999_900 - len(request(tenant.code, huge)))
+    return [
+        (b"DEEP", deep),
+        (b"NUL", request(tenant.code + "\x00", order("NUL"))),
+        (b"HUGE", request(tenant.code, huge)),
+    ]
+
+
 def test_the_worker_parks_what_kafka_refuses_dead_letters_what_postgres_refuses_and_goes_on(
     launch: Launch,
     *,
@@ -70,7 +88,8 @@ def test_the_worker_parks_what_kafka_refuses_dead_letters_what_postgres_refuses_
         conn.execute(refuse_badvalue("22023"))  # invalid_parameter_value: a DataError
     numbers = ["POISON", "BADVALUE", "GOOD"]
     kafka_broker.produce(
-        "wms.orders.inbound", [(n.encode(), request(tenant.code, order(n))) for n in numbers]
+        "wms.orders.inbound",
+        [(n.encode(), request(tenant.code, order(n))) for n in numbers] + unreadable(tenant),
     )
 
     worker = start_worker(
@@ -81,7 +100,7 @@ def test_the_worker_parks_what_kafka_refuses_dead_letters_what_postgres_refuses_
             metric(worker, "wms_outbox_parked_events") == 1
             and metric(worker, "wms_outbox_backlog") == 0
             and outbox_state(database_url, expired) is None  # published, then pruned
-            and kafka_broker.committed("wms.orders.inbound", "wms-order-intake") == 3
+            and kafka_broker.committed("wms.orders.inbound", "wms-order-intake") == 6
         ),
         60,
         worker,
@@ -98,13 +117,20 @@ def test_the_worker_parks_what_kafka_refuses_dead_letters_what_postgres_refuses_
     ]
     assert_each_key_in_order(records, keys=3, per_key=4)  # agg1's later events went on
 
-    dead = kafka_broker.read("wms.orders.inbound.dlq", at_least=2)
-    assert Counter(r["key"] for r in dead) == {"POISON": 1, "BADVALUE": 1}
+    dead = kafka_broker.read("wms.orders.inbound.dlq", at_least=5)
+    assert Counter(r["key"] for r in dead) == {
+        "POISON": 1, "BADVALUE": 1, "DEEP": 1, "NUL": 1, "HUGE": 1}  # fmt: skip
     by_key = {r["key"]: r["headers"] for r in dead}
     assert by_key["POISON"]["dlq_reason"] == "conflict"
     assert "test_refuses_poison" in by_key["POISON"]["dlq_detail"]
     assert by_key["BADVALUE"]["dlq_reason"] == "invalid"
     assert "value refused for the test" in by_key["BADVALUE"]["dlq_detail"]
+    # Each of these stopped the worker, and again at every restart (the same message first).
+    assert by_key["DEEP"]["dlq_reason"] == "malformed"
+    assert by_key["NUL"]["dlq_reason"] == "unknown-tenant"
+    assert by_key["HUGE"]["dlq_reason"] == "invalid"
+    assert "too large" in by_key["HUGE"]["dlq_value_dropped"]
+    assert {r["key"]: r["value"] is None for r in dead}["HUGE"]
     with psycopg.connect(database_url) as conn:
         created = conn.execute(
             "SELECT number FROM wms.orders WHERE tenant_id = %s", (tenant.tenant_id,)

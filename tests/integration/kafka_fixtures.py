@@ -96,12 +96,16 @@ class Broker:
                         break
                     continue
                 quiet_since = time.monotonic()
+                try:
+                    value = json.loads(msg.value() or b"null")
+                except (ValueError, RecursionError):  # a poison message, as it was sent
+                    value = msg.value()
                 records.append(
                     {
                         "partition": msg.partition(),
                         "offset": msg.offset(),
                         "key": (msg.key() or b"").decode(),
-                        "value": json.loads(msg.value() or b"null"),
+                        "value": value,
                         "headers": {k: (v or b"").decode() for k, v in (msg.headers() or [])},
                     }
                 )

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
+from fastapi.testclient import TestClient
 
-from tests.conftest import ApiClient, TenantKeys
+from tests.conftest import ApiClient, TenantKeys, until_sessions_wait_for_locks
+from tests.e2e.worker_helpers import as_worker
 from tests.integration.stock_world import build_world
 from tests.integration.test_orders import order_body
+from wms.app import create_app
 from wms.config import Settings
 from wms.domain.roles import Role
 from wms.events.worker import chores
+from wms.store import idempotency
 from wms.store import settings as settings_store
 
 WAREHOUSE = {"code": "SP1", "name": "São Paulo 1", "timezone": "America/Sao_Paulo"}
@@ -356,3 +361,60 @@ def test_api_answers_carry_security_headers(api: ApiClient) -> None:
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["cache-control"] == "no-store"
         assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+PAUSE_AFTER_SAVE = """
+CREATE FUNCTION wms.test_pause_after_save() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(4242);  -- held by the test: the request waits here,
+    RETURN NULL;                          -- its record written and locked, not committed
+END $$;
+CREATE TRIGGER test_pause_after_save AFTER UPDATE ON wms.idempotency_keys
+    FOR EACH ROW EXECUTE FUNCTION wms.test_pause_after_save();
+"""
+
+
+def test_the_purge_of_expired_idempotency_records_spares_one_saved_again_meanwhile(
+    api: ApiClient, settings: Settings, database_url: str, tenant: TenantKeys
+) -> None:
+    # A key reused after its 24 hours: the new answer replaces the expired record. The
+    # purge waiting for that row re-checked only its identity and deleted the new record:
+    # the client's retry ran the command again.
+    key = {"Idempotency-Key": "K-REUSED"}
+    first = api.post("/warehouses", json={"code": "W1", "name": "W", "timezone": "UTC"},
+                     headers=key)  # fmt: skip
+    assert first.status_code == 201, first.text
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE wms.idempotency_keys SET created_at = now() - interval '25 hours'"
+        )  # a day later
+        conn.execute(PAUSE_AFTER_SAVE)
+
+    body = {"code": "W2", "name": "W", "timezone": "UTC"}
+    patient = settings.model_copy(update={"lock_timeout_ms": 20_000})
+    with (
+        TestClient(create_app(patient)) as client,
+        psycopg.connect(database_url, autocommit=True) as blocker,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        reuser = ApiClient(client, api.token)
+        blocker.execute("SELECT pg_advisory_lock(4242)")
+        second = pool.submit(reuser.post, "/warehouses", json=body, headers=key)
+        until_sessions_wait_for_locks(database_url, 1, "the request after its save")
+        purge = pool.submit(
+            as_worker, database_url, lambda conn: idempotency.purge_expired(conn, limit=5000)
+        )
+        until_sessions_wait_for_locks(database_url, 2, "the purge on the saved record")
+        blocker.execute("SELECT pg_advisory_unlock(4242)")
+        assert second.result(timeout=20).status_code == 201
+        purged = purge.result(timeout=20)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TRIGGER test_pause_after_save ON wms.idempotency_keys")
+        kept = conn.execute("SELECT count(*) FROM wms.idempotency_keys").fetchone()
+
+    # The client retries the request it just made (a lost response): a replay is due.
+    retry = api.post("/warehouses", json=body, headers=key)
+    replayed = retry.headers.get("Idempotent-Replayed")
+    assert (purged, kept, retry.status_code, replayed) == (0, (1,), 201, "true"), (
+        f"the purge deleted the record saved under it: the retry ran again: {retry.text}"
+    )

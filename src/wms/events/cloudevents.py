@@ -99,7 +99,7 @@ def parse(value: bytes | None, *, expected_type: str) -> dict[str, Any]:
         raise InvalidCloudEventError("malformed", "the message has no value")
     try:
         event = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # nested past the parser's depth: not JSON either
         raise InvalidCloudEventError("malformed", "the value is not JSON") from None
     if not isinstance(event, dict):
         raise InvalidCloudEventError("malformed", "the value is not a JSON object")

@@ -14,6 +14,7 @@ fault of ours or of the database, not of the message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass
@@ -42,9 +43,10 @@ from wms.events.cloudevents import (
     InvalidCloudEventError,
     parse,
 )
-from wms.events.relay import admin_connect
+from wms.events.relay import REFUSED_FOR_GOOD, admin_connect
 from wms.ops.tracing import context_from_kafka, tracer
 from wms.services.orders import OrderIn, create_order
+from wms.services.tenants import TENANT_CODE
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache
 from wms.store.database import constraint_conflict
@@ -123,13 +125,33 @@ class OrderIntake:
                         task = asyncio.create_task(self._partition(queues[partition]))
                         task.add_done_callback(self._stop_on_failure)
                         tasks.append(task)
-                    await queues[partition].put(msg)
+                    if not await self._hand_over(queues[partition], msg):
+                        break  # stopping: what is left is read again by the next owner
         finally:
+            # A full queue whose task returned (stopping) or died would never take the
+            # end marker: the worker hung. Stopping, each task returns at its next message.
+            self.stop.set()
             for queue in queues.values():
-                await queue.put(None)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self._store_done)
             await asyncio.to_thread(self.consumer.close)
+
+    async def _hand_over(self, queue: asyncio.Queue[Message | None], msg: Message) -> bool:
+        """Queue ``msg`` for its partition's task, waiting while the queue is full; False
+        once the intake stops instead (that task may never take another message)."""
+        if not queue.full():
+            queue.put_nowait(msg)
+            return True
+        put = asyncio.ensure_future(queue.put(msg))
+        stopping = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait({put, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if put.done():
+            return True
+        put.cancel()
+        return False
 
     def _poll(self) -> list[Message]:
         # Every consumer call happens in this one thread: librdkafka serialises calls on a
@@ -243,6 +265,9 @@ class OrderIntake:
         return result.created
 
     async def _tenant_id(self, code: str) -> int:
+        if TENANT_CODE.fullmatch(code) is None:
+            # Never a tenant; and a NUL in it is a DataError before the query runs.
+            raise InvalidCloudEventError("unknown-tenant", f"no tenant {code!r}")
         if code not in self._tenants:
             conn = await admin_connect(self.admin_url)
             try:
@@ -256,13 +281,12 @@ class OrderIntake:
         return self._tenants[code]
 
     async def _dead_letter(self, msg: Message, letter: DeadLetter) -> None:
-        """Copy the message to the DLQ with its reason; return once Kafka acknowledged it."""
-        done = asyncio.get_running_loop().create_future()
-        loop = asyncio.get_running_loop()
+        """Copy the message to the DLQ with its reason; return once Kafka acknowledged it.
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            loop.call_soon_threadsafe(done.set_result, err)
-
+        A value too large for the dead letter (the headers added to a message near the
+        size limit, or a DLQ topic with a lower limit) is left out rather than stall the
+        partition at every restart: the dlq_* headers say where the original is.
+        """
         original: list[Any] = list(msg.headers() or [])
         headers: list[tuple[str, str | bytes | None]] = [
             (str(item[0]), item[1]) for item in original if not str(item[0]).startswith("dlq_")
@@ -274,15 +298,37 @@ class OrderIntake:
             ("dlq_partition", str(msg.partition()).encode()),
             ("dlq_offset", str(msg.offset()).encode()),
         ]
-        self.producer.produce(
-            DLQ_TOPIC, key=msg.key(), value=msg.value(), headers=headers, on_delivery=on_delivery
-        )
-        while not done.done():
-            await asyncio.to_thread(self.producer.poll, 0.1)
-        err = done.result()
+        value = msg.value()
+        err = await self._send_dead_letter(msg.key(), value, headers)
+        if err is not None and err.code() in REFUSED_FOR_GOOD:
+            log.error("intake_dead_letter_value_dropped", size=len(value or b""), error=str(err))
+            dropped = f"{len(value or b'')} bytes, too large for {DLQ_TOPIC}: {err.name()}"
+            headers.append(("dlq_value_dropped", dropped.encode()))
+            err = await self._send_dead_letter(msg.key(), None, headers)
         if err is not None:
             raise RuntimeError(f"the dead letter was not accepted: {err}")
         log.info("intake_dead_letter", reason=letter.reason, detail=letter.detail[:200])
+
+    async def _send_dead_letter(
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, str | bytes | None]]
+    ) -> KafkaError | None:
+        """Produce one dead letter and wait for Kafka's answer: None, or why it refused."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[KafkaError | None] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            loop.call_soon_threadsafe(done.set_result, err)
+
+        try:
+            self.producer.produce(
+                DLQ_TOPIC, key=key, value=value, headers=headers, on_delivery=on_delivery
+            )
+        except KafkaException as exc:  # refused before sending (larger than message.max.bytes)
+            refused: KafkaError = exc.args[0]
+            return refused
+        while not done.done():
+            await asyncio.to_thread(self.producer.poll, 0.1)
+        return done.result()
 
     def _report_lag(self) -> None:
         """``kafka_consumer_lag`` every few seconds: high watermark minus committed offset.

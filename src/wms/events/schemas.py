@@ -62,7 +62,11 @@ extension attribute `tenant` (the tenant code) and `data`.
   are retried, never dead-lettered; a constraint or a value PostgreSQL refuses goes
   there too (`conflict` naming the constraint, `invalid`); any other database error
   stops the worker with exit status 1, the message uncommitted, to be read again after
-  the fix. Offsets are committed after the database commit.
+  the fix. A dead letter too large for the DLQ (a message near the size limit, plus the
+  `dlq_*` headers) goes without its value, with header `dlq_value_dropped`; `dlq_topic`,
+  `dlq_partition` and `dlq_offset` say where the original is. Offsets are committed
+  after the database commit; SIGTERM stops the intake at its next message, whatever
+  its backlog.
   The topic is trusted (the tenant comes from the message): grant produce on it only
   to the integration platform's principals (Kafka ACLs).
 

@@ -34,10 +34,14 @@ _FIND = (
     "FROM idempotency_keys WHERE tenant_id = %s AND key = %s "
     f"AND created_at > {_EXPIRED_BEFORE}"
 )
+# The age is tested on the deleted row itself too: a record saved again (a key reused
+# after its 24 h) while the purge waited for its lock is re-checked in its new version and
+# kept; the subquery's row is the old version, which alone would let it go.
 _PURGE = (
     "WITH gone AS (DELETE FROM idempotency_keys WHERE (tenant_id, key) IN ("
     "  SELECT tenant_id, key FROM idempotency_keys "
-    f"  WHERE created_at <= {_EXPIRED_BEFORE} LIMIT %s) RETURNING 1) "
+    f"  WHERE created_at <= {_EXPIRED_BEFORE} LIMIT %s) "
+    f"AND created_at <= {_EXPIRED_BEFORE} RETURNING 1) "
     "SELECT count(*) FROM gone"
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 from typing import Any
 
-from wms.domain.errors import ConflictError, NotFoundError
+from wms.domain.errors import ConflictError, FieldError, NotFoundError
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import warehouses as store
 
@@ -14,6 +14,7 @@ async def create_warehouse(
     uow: UnitOfWork, *, code: str, name: str, timezone: str, staging_location: str
 ) -> dict[str, Any]:
     """Create a warehouse and its outbound staging location."""
+    await _check_time_zone(uow, timezone)
     warehouse_id = await store.insert(
         uow.conn, uow.tenant_id, code=code, name=name, timezone=timezone, staging=staging_location
     )
@@ -28,7 +29,9 @@ async def create_warehouse(
 
 async def update_warehouse(uow: UnitOfWork, code: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Change name, time zone or active flag."""
-    before = await _get(uow, code, for_update=True)
+    before = await _get(uow, code, for_update=True)  # an unknown warehouse: 404 first
+    if "timezone" in changes:
+        await _check_time_zone(uow, changes["timezone"])
     await store.update(uow.conn, before["id"], changes)
     after = await _get(uow, code)
     uow.audit("warehouse", code, "updated", before=before, after=after)
@@ -46,6 +49,13 @@ async def set_carrier_cutoffs(
     uow.audit("warehouse", code, "carrier_cutoffs_set", before=before, after=after)
     uow.emit("wms.warehouse.updated", "warehouse", code, after, warehouse=code)
     return after
+
+
+async def _check_time_zone(uow: UnitOfWork, name: str) -> None:
+    # zoneinfo also loads files PostgreSQL refuses (right/UTC, posixrules): stored, such a
+    # zone would break every later AT TIME ZONE of the warehouse.
+    if not await store.knows_time_zone(uow.conn, name):
+        raise FieldError("/timezone", f"{name} is not a time zone the database knows")
 
 
 async def _get(uow: UnitOfWork, code: str, *, for_update: bool = False) -> dict[str, Any]:

@@ -80,6 +80,12 @@ async def list_page(
     return await cursor.fetchall()
 
 
+async def knows_time_zone(conn: AsyncConnection, name: str) -> bool:
+    """True when PostgreSQL knows time zone ``name`` (``AT TIME ZONE`` takes it)."""
+    cursor = await conn.execute("SELECT 1 FROM pg_timezone_names WHERE name = %s", (name,))
+    return await cursor.fetchone() is not None
+
+
 async def update(conn: AsyncConnection, warehouse_id: int, changes: dict[str, Any]) -> None:
     """Apply ``changes`` (name, timezone, active) to one warehouse."""
     await conn.execute(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
@@ -34,7 +34,7 @@ class TenantSettings(ResponseModel):
 
 
 class SettingsChanges(RequestModel):
-    """Body of ``PATCH /settings``: only the fields given change."""
+    """Body of ``PATCH /settings``: only the fields given change; none may be null."""
 
     model_config = examples({"allocation_strategy": "fefo", "backorder_policy": "backorder"})
 
@@ -43,6 +43,14 @@ class SettingsChanges(RequestModel):
     allocate_on_create: bool | None = None
     over_receipt_tolerance_pct: Percent | None = None
     recount_tolerance_pct: Percent | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Every setting has a value; defaults are not validated, so only a given null fails.
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
 
 
 def _ok(row: dict[str, Any]) -> Answer:
@@ -62,7 +70,7 @@ async def update_settings(
     body: SettingsChanges, request: Request, principal: PrincipalDep
 ) -> Response:
     """Change some of the tenant's settings."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)
     return await run_command(
         request, principal, lambda uow: service.update_settings(uow, changes), _ok
     )

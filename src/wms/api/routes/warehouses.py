@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
@@ -32,7 +33,8 @@ router = api_router("warehouses")
 DEFAULT_STAGING = "OUTBOUND"
 TimeZone = Annotated[str, Field(examples=["America/Sao_Paulo"], max_length=64)]
 # A cut-off is a wall-clock time of the warehouse's zone: an offset would contradict it.
-LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+# Minutes only: reads and events show HH:MM, so seconds would be kept but never shown.
+LOCAL_TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 LocalTime = Annotated[
     str,
     Field(pattern=LOCAL_TIME_PATTERN, examples=["17:30"], description="HH:MM local time"),
@@ -42,6 +44,13 @@ LocalTime = Annotated[
 def _check_zone(value: str | None) -> str | None:
     if value is not None and not is_time_zone(value):
         raise ValueError("must be an IANA time zone such as America/Sao_Paulo")
+    return value
+
+
+def _not_null(value: object) -> object:
+    # Defaults are not validated, so this only refuses an explicit null.
+    if value is None:
+        raise ValueError("may be left out but not null")
     return value
 
 
@@ -59,7 +68,7 @@ class NewWarehouse(RequestModel):
 
 
 class WarehouseChanges(RequestModel):
-    """Body of ``PATCH /warehouses/{code}``: only the fields given change."""
+    """Body of ``PATCH /warehouses/{code}``: only the fields given change; none may be null."""
 
     model_config = examples({"name": "São Paulo 1 (North)"})
 
@@ -68,6 +77,7 @@ class WarehouseChanges(RequestModel):
     active: bool | None = None
 
     _zone = field_validator("timezone")(_check_zone)
+    _present = field_validator("name", "timezone", "active")(_not_null)
 
 
 class CarrierCutoff(RequestModel):
@@ -78,11 +88,35 @@ class CarrierCutoff(RequestModel):
 
 
 class CarrierCutoffs(RequestModel):
-    """Body of ``PUT /warehouses/{code}/carrier-cutoffs``: replaces the whole list."""
+    """Body of ``PUT /warehouses/{code}/carrier-cutoffs``: the whole list, one per carrier."""
 
     model_config = examples({"cutoffs": [{"carrier": "CORREIOS", "time": "17:30"}]})
 
     cutoffs: Annotated[list[CarrierCutoff], Field(max_length=200)]
+
+    @model_validator(mode="after")
+    def _one_per_carrier(self) -> CarrierCutoffs:
+        # Raised as a ValidationError so that the error points at the repeated entry
+        # (/cutoffs/1/carrier); MemberError can only name a direct member (/cutoffs).
+        seen: set[str] = set()
+        for index, cutoff in enumerate(self.cutoffs):
+            if cutoff.carrier in seen:
+                raise ValidationError.from_exception_data(
+                    type(self).__name__,
+                    [
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "value_error",
+                                "carrier {carrier} has a cut-off already: one per carrier",
+                                {"carrier": cutoff.carrier},
+                            ),
+                            loc=("cutoffs", index, "carrier"),
+                            input=cutoff.carrier,
+                        )
+                    ],
+                )
+            seen.add(cutoff.carrier)
+        return self
 
 
 class CutoffOut(ResponseModel):

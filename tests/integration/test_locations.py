@@ -10,6 +10,8 @@ import psycopg
 import pytest
 
 from tests.conftest import ApiClient, TenantKeys
+from tests.integration.stock_world import build_world
+from tests.integration.test_orders import order_body, stock
 from wms.domain.roles import Role
 from wms.events.relay import admin_connect
 from wms.store import locations as store
@@ -610,3 +612,117 @@ def test_the_import_is_described_in_openapi_for_json_and_csv(api: ApiClient) -> 
     rejected = operation["responses"]["422"]["content"]["application/problem+json"]["schema"]
     assert rejected == {"$ref": "#/components/schemas/ImportProblem"}
     assert "row_errors" in spec["components"]["schemas"]["ImportProblem"]["properties"]
+
+
+# -- what a location's type and state keep from changing ----------------------------
+
+
+def must(response: Any, status: int = 201) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def received_and_put_away(api: ApiClient, quantity: int = 10) -> dict[str, Any]:
+    """``quantity`` SKU-1 received at DOCK-1 and put away where suggested; the task."""
+    line = {"sku": "SKU-1", "quantity": quantity}
+    asn = must(api.post("/asns", json={"reference": "PO-1", "warehouse": "SP1", "supplier": "S",
+                                       "expected_at": "2026-12-01T12:00:00Z",
+                                       "lines": [line]}))  # fmt: skip
+    scan = {"location": "DOCK-1", **line, "condition": "good"}
+    receipt = must(api.post(f"/asns/{asn['id']}/receipts", json=scan))
+    (task,) = receipt["putaway_tasks"]
+    must(api.post(f"/putaway-tasks/{task['id']}/confirm"), 200)
+    return dict(task)
+
+
+def inbound_master_data(api: ApiClient) -> None:
+    must(api.post(f"{WH}/locations", json={"code": "DOCK-1", "type": "dock"}))
+    must(api.post(f"{WH}/locations", json=location("A-01", pick_sequence=10)))
+    must(api.post("/products", json={"sku": "SKU-1", "description": "Widget"}))
+
+
+def test_the_outbound_staging_location_keeps_its_type(warehouse: ApiClient) -> None:
+    # Used to go wrong: an empty OUTBOUND could be made storage (PATCH or import); putaway
+    # then filled it first (pick_sequence 0) with stock allocation never takes from there.
+    inbound_master_data(warehouse)
+    staging = "location OUTBOUND is the warehouse's outbound staging location"
+    patched = warehouse.patch(f"{WH}/locations/OUTBOUND", json={"type": "storage"})
+    assert patched.status_code == 409, patched.text
+    assert patched.json()["type"] == PROBLEMS + "conflict"
+    assert staging in patched.json()["detail"]
+    imported = warehouse.post(f"{WH}/locations:import", content=b"code,type\nOUTBOUND,pick\n",
+                              headers=CSV)  # fmt: skip
+    assert imported.status_code == 422, imported.text
+    [error] = imported.json()["row_errors"]
+    assert (error["line"], error["field"]) == (2, "type")
+    assert staging in error["message"]
+    assert must(warehouse.get(f"{WH}/locations/OUTBOUND"), 200)["type"] == "staging"
+    # What does not change its type still goes through.
+    must(warehouse.patch(f"{WH}/locations/OUTBOUND", json={"type": "staging"}), 200)
+
+    task = received_and_put_away(warehouse)
+    must(warehouse.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 5})))
+    allocated = must(warehouse.post("/orders/SO-1/allocate"), 200)
+    assert (task["suggested_location"], allocated["status"]) == ("A-01", "allocated")
+
+
+def test_putaway_never_suggests_the_outbound_staging_location(
+    warehouse: ApiClient, database_url: str
+) -> None:
+    # Used to go wrong: an OUTBOUND already made storage (before the type lock) came first
+    # among the putaway candidates, so received stock went where no order could have it.
+    inbound_master_data(warehouse)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE wms.locations SET type = 'storage' WHERE code = 'OUTBOUND'")
+    assert received_and_put_away(warehouse)["suggested_location"] == "A-01"
+
+
+def levels_then_demand(api: ApiClient, tenant: TenantKeys, database_url: str, **change: Any) -> Any:
+    """Levels at the empty pick face P-01, ``change`` PATCHed onto it, then an allocation
+    of SKU-1 from reserve at A-01; the open replenishment tasks."""
+    build_world(api, tenant, database_url)
+    must(api.put(f"{WH}/locations/P-01/replenishment", json={"sku": "SKU-1", "min": 2,
+                                                               "max": 8}), 200)  # fmt: skip
+    must(api.patch(f"{WH}/locations/P-01", json=change), 200)
+    stock(api, "A-01", 20)
+    must(api.post("/orders", json=order_body("SO-1", {"sku": "SKU-1", "quantity": 2})))
+    must(api.post("/orders/SO-1/allocate"), 200)
+    return must(api.get("/replenishment-tasks", params={"status": "open"}), 200)["items"]
+
+
+def test_a_location_that_stops_being_a_pick_face_gets_no_replenishment(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    # Used to go wrong: the levels outlived the face; P-01 made a shipping location still
+    # got reserve stock sent to it, where allocation never takes it.
+    assert levels_then_demand(api, tenant, database_url, type="shipping") == []
+
+
+def test_a_deactivated_pick_face_gets_no_replenishment_it_cannot_take(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    # Used to go wrong: the deactivated P-01 got a task every confirmation refused (409
+    # inactive) while it kept reserve units promised.
+    assert levels_then_demand(api, tenant, database_url, active=False) == []
+
+
+def test_a_location_type_does_not_change_under_a_count_awaiting_approval(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    # Used to go wrong: the empty A-02, where a count found 5 units, could be made a dock;
+    # approval then put the 5 units on a dock with no putaway task to move them on.
+    build_world(api, tenant, database_url)
+    count = must(api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-02"]}))
+    found = {"results": [{"location": "A-02", "sku": "SKU-1", "lot": None, "counted": 5}]}
+    must(api.post(f"/cycle-counts/{count['id']}/results", json=found), 200)
+    must(api.post(f"/cycle-counts/{count['id']}/results", json=found), 200)  # the recount
+
+    refused = api.patch(f"{WH}/locations/A-02", json={"type": "dock"})
+    assert refused.status_code == 409, refused.text
+    assert "A-02 is in a cycle count awaiting approval" in refused.json()["detail"]
+    imported = api.post(f"{WH}/locations:import", json={"locations": [
+        {"code": "A-02", "type": "dock"}]})  # fmt: skip
+    assert imported.status_code == 422, imported.text
+    assert imported.json()["row_errors"][0]["field"] == "/locations/0/type"
+    must(api.post(f"/cycle-counts/{count['id']}/approve"), 200)
+    assert must(api.get(f"{WH}/locations/A-02"), 200)["type"] == "storage"

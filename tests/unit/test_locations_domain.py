@@ -12,6 +12,8 @@ from wms.domain.locations import (
     ImportedLocation,
     LocationType,
     RawRow,
+    TypeLock,
+    check_type_changes,
     csv_rows,
     json_rows,
     validate_rows,
@@ -174,3 +176,15 @@ def test_every_bad_row_is_reported_up_to_a_limit() -> None:
 def test_a_file_of_good_rows_is_accepted_whole() -> None:
     rows = json_rows([{"code": f"A-{n}", "type": "storage", "zone": "B"} for n in range(100)])
     assert [row.code for row in validate_rows(rows, ZONES)] == [f"A-{n}" for n in range(100)]
+
+
+def test_a_locked_type_change_names_each_row_with_its_reason() -> None:
+    rows = validate_rows(csv_rows(b"code,type\nA-1,dock\nA-2,dock\nOUTBOUND,storage\n"), ZONES)
+    locked = {"A-2": TypeLock.COUNTED, "OUTBOUND": TypeLock.OUTBOUND_STAGING}
+    with pytest.raises(ImportRejectedError) as caught:
+        check_type_changes(rows, locked)
+    errors = caught.value.extensions["row_errors"]
+    assert [(e["line"], e["field"]) for e in errors] == [(3, "type"), (4, "type")]  # type: ignore[union-attr]
+    assert "A-2 is in a cycle count awaiting approval" in errors[0]["message"]  # type: ignore[index]
+    assert "OUTBOUND is the warehouse's outbound staging location" in errors[1]["message"]  # type: ignore[index]
+    check_type_changes(rows, {})  # nothing locked: accepted

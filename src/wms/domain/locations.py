@@ -171,20 +171,40 @@ def validate_rows(rows: Sequence[RawRow], zones: Collection[str]) -> list[Import
     return valid
 
 
-# A location's type decides what its stock is for: dock stock waits for its putaway task,
-# storage and pick stock is allocatable. Changed under stock or open tasks, received stock
-# would become allocatable while its task still means to move it (or allocated stock
-# would sit on a dock).
-TYPE_LOCKED = (
-    "location {code} holds stock or open tasks: its type changes only while it holds none "
-    "(move the stock out, finish the tasks)"
-)
+class TypeLock(StrEnum):
+    """Why a location's type may not change now."""
+
+    # A location's type decides what its stock is for: dock stock waits for its putaway
+    # task, storage and pick stock is allocatable. Changed under stock or open tasks,
+    # received stock would become allocatable while its task still means to move it (or
+    # allocated stock would sit on a dock).
+    IN_USE = "in_use"
+    # Approval adds what the count found: onto a dock, no putaway task would move it on.
+    COUNTED = "counted"
+    # Allocation never takes stock from the outbound staging location, whatever its type:
+    # made storage, putaway would fill it with stock no order could ever have.
+    OUTBOUND_STAGING = "outbound_staging"
 
 
-def check_type_changes(rows: Sequence[ImportedLocation], locked: Collection[str]) -> None:
+_TYPE_LOCKED_MESSAGES = {
+    TypeLock.IN_USE: "location {code} holds stock or open tasks: its type changes only while "
+    "it holds none (move the stock out, finish the tasks)",
+    TypeLock.COUNTED: "location {code} is in a cycle count awaiting approval: its type "
+    "changes only once no count of it awaits approval (approve or cancel the count)",
+    TypeLock.OUTBOUND_STAGING: "location {code} is the warehouse's outbound staging location, "
+    "where picked stock waits for dispatch: its type stays staging",
+}
+
+
+def type_locked(code: str, reason: TypeLock) -> str:
+    """What a client reads when location ``code``'s type may not change for ``reason``."""
+    return _TYPE_LOCKED_MESSAGES[reason].format(code=code)
+
+
+def check_type_changes(rows: Sequence[ImportedLocation], locked: Mapping[str, TypeLock]) -> None:
     """Reject the import if any row changes the type of a location in ``locked``."""
     errors: list[dict[str, object]] = [
-        {"line": r.line, "field": _field(r, "type"), "message": TYPE_LOCKED.format(code=r.code)}
+        {"line": r.line, "field": _field(r, "type"), "message": type_locked(r.code, locked[r.code])}
         for r in rows
         if r.code in locked
     ]

@@ -9,7 +9,7 @@ from psycopg import AsyncConnection
 
 from wms.domain.allocation import allocatable_location
 from wms.domain.errors import ConflictError, NotFoundError, UnknownReferenceError
-from wms.domain.locations import TYPE_LOCKED, RawRow, check_type_changes, validate_rows
+from wms.domain.locations import RawRow, check_type_changes, type_locked, validate_rows
 from wms.services import backorders
 from wms.services.unit_of_work import UnitOfWork
 from wms.store import cache, warehouses
@@ -62,10 +62,10 @@ async def update_location(
         columns["zone_id"] = await _zone_id(uow, wh_id, changes["zone"])
     if not columns:
         return before
-    if "type" in columns and await store.type_changes_locked(
-        uow.conn, wh_id, [(code, str(columns["type"]))]
-    ):
-        raise ConflictError(TYPE_LOCKED.format(code=code), code=code)
+    if "type" in columns:
+        locked = await store.type_changes_locked(uow.conn, wh_id, [(code, str(columns["type"]))])
+        if code in locked:
+            raise ConflictError(type_locked(code, locked[code]), code=code)
     await store.update_location(uow.conn, before["id"], columns)
     await cache.invalidate("location", wh_id, code)
     after = await _location(uow, wh_id, code)

@@ -10,8 +10,9 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from wms.domain.allocation import ALLOCATABLE_LOCATION_TYPES
-from wms.domain.locations import ImportedLocation
+from wms.domain.locations import ImportedLocation, TypeLock
 from wms.store import filters
+from wms.store.cycle_counts import UNAPPROVED_STATUSES
 
 _ZONE_COLUMNS = "z.id, z.code, z.name, w.code AS warehouse, z.created_at"
 _ZONE_FROM = "zones z JOIN warehouses w ON w.tenant_id = z.tenant_id AND w.id = z.warehouse_id"
@@ -384,19 +385,23 @@ async def lock_types(conn: AsyncConnection, location_ids: Sequence[int]) -> dict
 
 async def type_changes_locked(
     conn: AsyncConnection, warehouse_id: int, types: Sequence[tuple[str, str]]
-) -> set[str]:
-    """Of the ``(code, new type)`` pairs, the codes of existing locations whose type would
-    change while they hold stock on hand or are the source or target of an open task.
+) -> dict[str, TypeLock]:
+    """Of the ``(code, new type)`` pairs, the existing locations whose type would change
+    while something depends on it (``TypeLock``), each with the reason.
 
     Read under the locations' locks (``lock_by_code``, or PATCH's): a receipt locks its
     docks (``lock_types``) before it adds stock or tasks there.
     """
     if not types:
-        return set()
+        return {}
     cursor = await conn.execute(
-        "SELECT l.code FROM unnest(%s::text[], %s::text[]) AS s(code, type) "
-        "JOIN locations l ON l.warehouse_id = %s AND l.code = s.code AND l.type <> s.type "
-        "WHERE EXISTS (SELECT 1 FROM inventory_balances b WHERE b.location_id = l.id "
+        # The locations in counts awaiting approval, found once (few counts are open).
+        "WITH counted AS MATERIALIZED (SELECT DISTINCT n.location_id FROM cycle_counts c "
+        "JOIN cycle_count_lines n ON n.tenant_id = c.tenant_id AND n.count_id = c.id "
+        f"WHERE c.warehouse_id = %(wh)s AND c.status IN {UNAPPROVED_STATUSES}) "
+        "SELECT code, reason FROM (SELECT l.code, CASE "
+        "WHEN l.code = w.outbound_staging_location THEN %(staging)s "
+        "WHEN EXISTS (SELECT 1 FROM inventory_balances b WHERE b.location_id = l.id "
         "AND b.on_hand > 0) "
         "OR EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.status = 'open' "
         "AND t.from_location_id = l.id) "
@@ -406,7 +411,19 @@ async def type_changes_locked(
         "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.status = 'open' "
         "AND t.from_location_id = l.id) "
         "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.status = 'open' "
-        "AND t.to_location_id = l.id)",
-        ([code for code, _ in types], [kind for _, kind in types], warehouse_id),
+        "AND t.to_location_id = l.id) THEN %(in_use)s "
+        "WHEN l.id IN (SELECT location_id FROM counted) THEN %(counted)s END AS reason "
+        "FROM unnest(%(codes)s::text[], %(types)s::text[]) AS s(code, type) "
+        "JOIN locations l ON l.warehouse_id = %(wh)s AND l.code = s.code AND l.type <> s.type "
+        "JOIN warehouses w ON w.tenant_id = l.tenant_id AND w.id = l.warehouse_id) AS found "
+        "WHERE reason IS NOT NULL",
+        {
+            "wh": warehouse_id,
+            "codes": [code for code, _ in types],
+            "types": [kind for _, kind in types],
+            "staging": TypeLock.OUTBOUND_STAGING.value,
+            "in_use": TypeLock.IN_USE.value,
+            "counted": TypeLock.COUNTED.value,
+        },
     )
-    return {str(row[0]) for row in await cursor.fetchall()}
+    return {str(row[0]): TypeLock(row[1]) for row in await cursor.fetchall()}

@@ -86,7 +86,8 @@ async def candidates(
     only: Sequence[int] | None = None,
     except_tasks: Sequence[int] | None = None,
 ) -> list[Candidate]:
-    """Active storage and pick locations of the warehouse (or just ``only``), loaded.
+    """Active storage and pick locations of the warehouse, the outbound staging location
+    left out (or just ``only``), loaded.
 
     ``except_tasks``: open tasks whose promises are left out (those being confirmed).
     """
@@ -113,8 +114,10 @@ async def candidates(
                 promised=filters.given(params, _PROMISED_FILTERS),
                 locations=filters.given(params, _CANDIDATE_FILTERS)
                 if only is not None
-                # Without ``only``: where a suggestion may go.
-                else "l.active AND l.type IN ('storage', 'pick')",
+                # Without ``only``: where a suggestion may go. Never the outbound staging
+                # location, whatever its type: allocation takes nothing from there.
+                else "l.active AND l.type IN ('storage', 'pick') AND l.code <> "
+                "(SELECT outbound_staging_location FROM warehouses WHERE id = %(wh)s)",
             ),
             params,
         )

@@ -35,12 +35,19 @@ async def upsert_level(
 async def low_faces(
     conn: AsyncConnection, warehouse_id: int, product_ids: Sequence[int]
 ) -> list[dict[str, Any]]:
-    """Pick faces of these products below their minimum with no open replenishment."""
+    """Pick faces of these products below their minimum with no open replenishment.
+
+    Only active pick locations: a level outlives a face made another type or deactivated,
+    and a task into it would bring stock allocation never takes, or that it cannot take.
+    """
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
         "SELECT r.location_id, r.product_id, r.min_quantity, r.max_quantity, "
         "coalesce(s.available, 0) AS available, coalesce(s.on_hand, 0) AS on_hand "
-        "FROM replenishment_levels r LEFT JOIN LATERAL (SELECT sum(b.on_hand - b.allocated) "
+        "FROM replenishment_levels r "
+        "JOIN locations l ON l.tenant_id = r.tenant_id AND l.id = r.location_id "
+        "AND l.active AND l.type = 'pick' "
+        "LEFT JOIN LATERAL (SELECT sum(b.on_hand - b.allocated) "
         "AS available, sum(b.on_hand) AS on_hand FROM inventory_balances b "
         "WHERE b.tenant_id = r.tenant_id AND b.location_id = r.location_id "
         "AND b.product_id = r.product_id AND b.status = 'available') s ON true "

@@ -9,7 +9,8 @@ import psycopg
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import build_world
-from tests.integration.test_orders import stock
+from tests.integration.test_inbound import build_inbound_world, new_asn, scan
+from tests.integration.test_orders import order_body, stock
 from wms.domain.roles import Role
 
 PROBLEM = "https://wms.example/problems/"
@@ -593,3 +594,115 @@ def test_lot_tracking_does_not_change_under_stock(
     assert api.get("/products/SKU-1").json()["lot_tracked"] is False
     stock(api, "A-01", -10)  # the stock is still reachable, and once gone the flag may change
     assert api.patch("/products/SKU-1", json={"lot_tracked": True}).status_code == 200
+
+
+def test_lot_tracking_does_not_change_under_an_order_line_naming_a_lot(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    # Turned off under SO-1's line for lot L1, the line waited for stock that could never exist.
+    build_world(api, tenant, database_url)  # LOT-1: lot- and expiry-tracked, no stock
+    line = {"sku": "LOT-1", "quantity": 2, "lot": "L1"}
+    assert api.post("/orders", json=order_body("SO-1", line)).status_code == 201
+    untracked = {"lot_tracked": False, "expiry_tracked": False}
+
+    refused = api.patch("/products/LOT-1", json=untracked)
+    imported = api.post("/products:import", json={"products": [
+        {"sku": "LOT-1", "description": "Yoghurt", **untracked}]})  # fmt: skip
+
+    assert refused.status_code == 409, refused.text
+    assert "order line" in refused.json()["detail"]
+    assert imported.status_code == 422, imported.text
+    assert [e["field"] for e in imported.json()["row_errors"]] == ["/products/0/lot_tracked"]
+    assert api.get("/products/LOT-1").json()["lot_tracked"] is True
+    assert api.post("/orders/SO-1/cancel").status_code == 200
+    assert api.patch("/products/LOT-1", json=untracked).status_code == 200
+
+
+def test_lot_tracking_does_not_change_under_a_count_awaiting_approval(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    # The approval added the count's 5 units under no lot to a product turned lot-tracked.
+    build_world(api, tenant, database_url)
+    count = api.post("/cycle-counts", json={"warehouse": "SP1", "locations": ["A-02"]}).json()
+    found = {"results": [{"location": "A-02", "sku": "SKU-1", "lot": None, "counted": 5}]}
+    for _ in range(2):  # the count and its recount: the count awaits approval
+        assert api.post(f"/cycle-counts/{count['id']}/results", json=found).status_code == 200
+
+    refused = api.patch("/products/SKU-1", json={"lot_tracked": True})
+
+    assert refused.status_code == 409, refused.text
+    assert "cycle count" in refused.json()["detail"]
+    assert api.post(f"/cycle-counts/{count['id']}/approve").status_code == 200
+    assert api.get("/products/SKU-1").json()["lot_tracked"] is False
+
+
+def test_expiry_tracking_turned_on_leaves_known_lots_receivable(api: ApiClient) -> None:
+    # Lot L1, stored without an expiry, could never be received once expiry tracking was on.
+    build_inbound_world(api)
+    create(api, product("LOT-2", lot_tracked=True))
+    stock_body = {"warehouse": "SP1", "location": "A-01", "sku": "LOT-2", "lot": "L1",
+                  "quantity": 5, "reason": "found"}  # fmt: skip
+    assert api.post("/inventory/adjustments", json=stock_body).status_code == 201
+    assert api.patch("/products/LOT-2", json={"expiry_tracked": True}).status_code == 200
+    asn = new_asn(api, lines=[{"sku": "LOT-2", "quantity": 20}]).json()
+    receipts = f"/asns/{asn['id']}/receipts"
+
+    first = api.post(receipts, json=scan(sku="LOT-2", lot="L1", expiry="2031-01-31"))
+    again = api.post(receipts, json=scan(sku="LOT-2", lot="L1", expiry="2031-01-31"))
+    other = api.post(receipts, json=scan(sku="LOT-2", lot="L1", expiry="2031-02-28"))
+
+    assert (first.status_code, again.status_code) == (201, 201), first.text
+    assert other.status_code == 409, other.text
+    assert other.json()["type"].endswith("/lot-expiry-conflict")
+    items = api.get("/inventory", params={"sku": "LOT-2"}).json()["items"]
+    assert {i["lot"]: i["expiry"] for i in items} == {"L1": "2031-01-31"}
+    (dated,) = api.get("/audit", params={"entity": "lot"}).json()["items"]
+    assert (dated["entity_id"], dated["action"], dated["after"]) == (
+        "LOT-2/L1", "expiry_set", {"expiry": "2031-01-31"})  # fmt: skip
+
+
+def test_a_csv_import_of_bad_rows_is_not_refused_as_too_many_rows(api: ApiClient) -> None:
+    # The row limit counted one per bad cell: 25,001 rows were "more than 50000 rows".
+    lines = [f"S-{n:05},Widget,maybe,soon" for n in range(25_001)]
+    text = "sku,description,lot_tracked,min_shelf_life_days\n" + "\n".join(lines) + "\n"
+
+    answer = import_csv(api, text)
+
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["type"] == PROBLEM + "import-rejected", answer.text[:300]
+
+
+def test_the_base_unit_does_not_change_under_stock_or_open_lines(
+    api: ApiClient, tenant: TenantKeys, database_url: str
+) -> None:
+    # Quantities are stored in base units: 24 EA on hand became 24 cases (PATCH answered 200).
+    build_world(api, tenant, database_url)  # SKU-1: base EA, CASE of 12
+    stock(api, "A-01", 24)
+    in_cases = {"base_uom": "CS", "uoms": []}
+
+    refused = api.patch("/products/SKU-1", json=in_cases)
+    imported = api.post("/products:import", json={"products": [
+        {"sku": "SKU-1", "description": "Widget", **in_cases}]})  # fmt: skip
+
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["field"] == "/base_uom"
+    assert imported.status_code == 422, imported.text
+    assert [e["field"] for e in imported.json()["row_errors"]] == ["/products/0/base_uom"]
+    assert api.get("/products/SKU-1").json()["base_uom"] == "EA"
+    stock(api, "A-01", -24)
+    # No stock now, but an order line waits for 2 EA.
+    assert api.post("/orders", json=order_body("SO-1")).status_code == 201
+    assert api.patch("/products/SKU-1", json=in_cases).status_code == 409
+    assert api.post("/orders/SO-1/cancel").status_code == 200
+    assert api.patch("/products/SKU-1", json=in_cases).json()["base_uom"] == "CS"
+
+
+def test_the_base_unit_does_not_change_under_an_open_asn_line(api: ApiClient) -> None:
+    # An ASN's expected quantity is in base units too.
+    build_inbound_world(api)  # SKU-1 on no ASN yet, no stock
+    assert new_asn(api).status_code == 201
+
+    refused = api.patch("/products/SKU-1", json={"base_uom": "PC"})
+
+    assert refused.status_code == 409, refused.text
+    assert "ASN" in refused.json()["detail"]

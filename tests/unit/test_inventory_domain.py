@@ -68,6 +68,16 @@ def test_a_known_lot_keeps_its_expiry_and_refuses_another() -> None:
     assert check_expiry("L2", date(2027, 2, 1), None, known=False) == date(2027, 2, 1)
 
 
+def test_stock_arriving_dates_a_known_lot_without_an_expiry() -> None:
+    # A lot stored before expiry tracking was turned on refused every expiry: never receivable.
+    given, other = date(2031, 1, 31), date(2031, 2, 28)
+    assert check_expiry("L1", given, None, known=True, may_set=True) == given
+    with pytest.raises(LotExpiryConflictError):
+        check_expiry("L1", other, given, known=True, may_set=True)  # dated: it stays
+    with pytest.raises(LotExpiryConflictError):
+        check_expiry("L1", given, None, known=True)  # taking stock out dates nothing
+
+
 def test_capacity_counts_what_is_stored_or_promised_and_inactive_locations_take_nothing() -> None:
     check_capacity(code="B", active=True, capacity_units=10, stored_units=4, adding=6)
     check_capacity(code="B", active=True, capacity_units=None, stored_units=10**9, adding=1)

@@ -9,6 +9,7 @@ from wms.domain.products import (
     MAX_BASE_QUANTITY,
     BarcodeClaim,
     BarcodeOwner,
+    Hold,
     InvalidProductError,
     Product,
     Rewrite,
@@ -17,6 +18,7 @@ from wms.domain.products import (
     duplicate_claims,
     duplicate_skus,
     foreign_claims,
+    held_changes,
     product_errors,
     to_base_quantity,
 )
@@ -157,3 +159,23 @@ def test_the_order_of_lists_does_not_change_a_products_normal_form() -> None:
 
     assert one != other
     assert one.normalised() == other.normalised()
+
+
+def test_lot_tracking_changes_only_while_nothing_stored_under_a_lot_style_holds_it() -> None:
+    # Open order lines naming a lot and counts awaiting approval did not hold it.
+    tracked = widget(lot_tracked=True)
+    assert held_changes(widget(), tracked, {Hold.ORDER_LINE, Hold.ASN_LINE}) == []
+    assert [p for p, _ in held_changes(widget(), tracked, {Hold.COUNT})] == ["/lot_tracked"]
+    assert held_changes(tracked, widget(), {Hold.ORDER_LINE}) == []
+    ((pointer, message),) = held_changes(tracked, widget(), {Hold.LOT_ORDER_LINE})
+    assert pointer == "/lot_tracked"
+    assert "an open order line naming a lot" in message
+
+
+def test_the_base_unit_changes_only_while_no_quantity_is_counted_in_it() -> None:
+    # Changing it under 24 EA on hand made them 24 cases.
+    in_cases = widget(base_uom="CS", uoms=())
+    for hold in (Hold.STOCK, Hold.TASK, Hold.COUNT, Hold.ORDER_LINE, Hold.ASN_LINE):
+        assert [p for p, _ in held_changes(widget(), in_cases, {hold})] == ["/base_uom"]
+    assert held_changes(widget(), in_cases, set()) == []
+    assert held_changes(widget(), widget(uoms=(Uom("CASE", 24),)), {Hold.STOCK}) == []

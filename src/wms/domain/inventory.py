@@ -122,10 +122,15 @@ def api_lot(lot_code: str) -> str | None:
 
 
 def check_expiry(
-    lot_code: str, given: date | None, existing: date | None, *, known: bool
+    lot_code: str, given: date | None, existing: date | None, *, known: bool, may_set: bool = False
 ) -> date | None:
-    """The expiry a lot keeps; a given date must match a known lot's (else 409)."""
+    """The expiry a lot keeps; a given date must match a known lot's (else 409), except
+    that with ``may_set`` it becomes the expiry of a known lot that has none."""
     if known:
+        # A lot stored before its product was expiry-tracked has no expiry: the first
+        # stock arriving with one dates it, else the lot could never be received again.
+        if existing is None and may_set:
+            return given
         if given is not None and given != existing:
             raise LotExpiryConflictError(
                 f"lot {lot_code} has expiry {existing}, not {given}",

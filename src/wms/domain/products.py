@@ -10,7 +10,7 @@ inside a larger body.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -157,6 +157,56 @@ def check_product(product: Product) -> Product:
     if errors:
         raise InvalidProductError(errors)
     return product
+
+
+class Hold(StrEnum):
+    """What holds quantities or lot codes of a product as its master data now reads them."""
+
+    STOCK = "stock on hand"
+    TASK = "an open putaway, pick or replenishment task"
+    COUNT = "a cycle count awaiting approval"
+    ORDER_LINE = "an open order line"
+    LOT_ORDER_LINE = "an open order line naming a lot"
+    ASN_LINE = "an open ASN line"
+
+
+# Stock, tasks and counts are stored under a lot ('' when not tracked): flipped under
+# them, the stock is stranded under the other lot style. A waiting order line naming a
+# lot would never be allocated once lots are no longer stored.
+_LOT_TRACKING_HOLDS = {Hold.STOCK, Hold.TASK, Hold.COUNT}
+_LOT_TRACKING_OFF_HOLDS = _LOT_TRACKING_HOLDS | {Hold.LOT_ORDER_LINE}
+# Every stored quantity is in base units: under a new base unit, 24 EA would read 24 CS.
+_BASE_UNIT_HOLDS = {Hold.STOCK, Hold.TASK, Hold.COUNT, Hold.ORDER_LINE, Hold.ASN_LINE}
+
+
+def changes_held_fields(current: Product, product: Product) -> bool:
+    """Whether ``product`` changes a field that only changes while nothing holds the product."""
+    return product.lot_tracked != current.lot_tracked or product.base_uom != current.base_uom
+
+
+def held_changes(current: Product, product: Product, holds: Set[Hold]) -> list[tuple[str, str]]:
+    """``(pointer, message)`` for each change of ``current`` into ``product`` that
+    ``holds`` forbid (lot tracking, base unit); empty when the change may go ahead."""
+    errors = []
+    if product.lot_tracked != current.lot_tracked:
+        guard = _LOT_TRACKING_HOLDS if product.lot_tracked else _LOT_TRACKING_OFF_HOLDS
+        if held := _listed(holds & guard):
+            message = (
+                f"product {product.sku} has {held}: lot tracking changes only while it has none"
+            )
+            errors.append(("/lot_tracked", message))
+    if product.base_uom != current.base_uom and (held := _listed(holds & _BASE_UNIT_HOLDS)):
+        message = (
+            f"product {product.sku} has {held}, counted in {current.base_uom}: "
+            "the base unit changes only while it has none"
+        )
+        errors.append(("/base_uom", message))
+    return errors
+
+
+def _listed(holds: Set[Hold]) -> str:
+    """The holds in declaration order, as one phrase ('' for none)."""
+    return ", ".join(hold.value for hold in Hold if hold in holds)
 
 
 def to_base_quantity(

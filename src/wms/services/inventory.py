@@ -99,7 +99,8 @@ async def ensure_room(uow: UnitOfWork, place: store.StockLocation, adding: int) 
 async def resolve_lot(
     uow: UnitOfWork, item: store.StockProduct, lot: str | None, expiry: date | None, *, create: bool
 ) -> str:
-    """The stored lot code; a new lot is created (with its expiry) when ``create``."""
+    """The stored lot code; when ``create``, a new lot is created with ``expiry`` and a
+    known lot without an expiry takes it."""
     code = stored_lot(lot, lot_tracked=item.lot_tracked, sku=item.sku)
     if not code:
         if expiry is not None:
@@ -113,8 +114,21 @@ async def resolve_lot(
         known = not created
     elif not known:
         raise UnknownReferenceError("/lot", f"product {item.sku} has no lot {code}")
-    check_expiry(code, expiry, existing, known=known)
+    kept = check_expiry(code, expiry, existing, known=known, may_set=create)
+    if known and existing is None and kept is not None:
+        await _date_lot(uow, item, code, kept)
     return code
+
+
+async def _date_lot(uow: UnitOfWork, item: store.StockProduct, code: str, expiry: date) -> None:
+    """Record ``expiry`` on a known lot that had none (audited), unless another
+    transaction dated it first: then ``expiry`` must be that date (else 409)."""
+    if await store.set_lot_expiry(uow.conn, item.id, code, expiry):
+        uow.audit("lot", f"{item.sku}/{code}", "expiry_set", before={"expiry": None},
+                  after={"expiry": expiry.isoformat()})  # fmt: skip
+        return
+    _, existing = await store.find_lot(uow.conn, item.id, code)
+    check_expiry(code, expiry, existing, known=True)
 
 
 async def adjust(

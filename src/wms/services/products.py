@@ -19,10 +19,12 @@ from wms.domain.products import (
     BarcodeOwner,
     Product,
     Rewrite,
+    changes_held_fields,
     check_product,
     duplicate_claims,
     duplicate_skus,
     foreign_claims,
+    held_changes,
     product_errors,
 )
 from wms.services.unit_of_work import UnitOfWork
@@ -105,14 +107,6 @@ async def create_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[st
     return created
 
 
-# Stock is stored under a lot ('' when not lot-tracked); flipping the flag under it would
-# make every later move, adjustment or confirmation of that stock name a lot it cannot.
-LOT_TRACKING_LOCKED = (
-    "product {sku} has stock on hand or open tasks: lot tracking changes only while it has "
-    "none (move or adjust the stock out, finish the tasks)"
-)
-
-
 async def update_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[str, Any]:
     """Change the fields given; ``barcodes`` and ``uoms`` when given replace the lists."""
     row = await store.get(uow.conn, sku, for_update=True)
@@ -124,10 +118,12 @@ async def update_product(uow: UnitOfWork, sku: str, changes: Changes) -> dict[st
     plan = _Plan()
     if not plan.add(row["id"], current, product):
         return before
-    if product.lot_tracked != current.lot_tracked and await store.with_stock_or_tasks(
-        uow.conn, [row["id"]]
-    ):
-        raise ConflictError(LOT_TRACKING_LOCKED.format(sku=sku), sku=sku)
+    if changes_held_fields(current, product):
+        held = await store.holds(uow.conn, [row["id"]])
+        refused = held_changes(current, product, held.get(row["id"], set()))
+        if refused:
+            pointer, message = refused[0]
+            raise ConflictError(message, sku=sku, field=pointer)
     claims = product.barcode_claims(
         product_barcodes="barcodes" in changes, uom_barcodes="uoms" in changes
     )
@@ -154,12 +150,13 @@ async def import_products(
         row_errors.append(_row_error(rows[again], "/sku", message))
     existing = await store.get_many(uow.conn, [r.sku for r in rows])
     plan, claims, given = _Plan(), [], {}
-    flipped: dict[int, ImportRow] = {}  # existing products whose lot tracking changes
+    # Existing products whose lot tracking or base unit changes: what holds them may forbid it.
+    guarded: dict[int, tuple[ImportRow, Product, Product]] = {}
     for index, row in enumerate(rows):
         product_id, current = existing.get(row.sku, (None, Product(sku=row.sku, description="")))
         product = current.changed(row.changes)
-        if product_id is not None and product.lot_tracked != current.lot_tracked:
-            flipped[product_id] = row
+        if product_id is not None and changes_held_fields(current, product):
+            guarded[product_id] = (row, current, product)
         row_errors += [_row_error(row, ptr, msg) for ptr, msg in product_errors(product)]
         given[row.sku] = Rewrite("barcodes" in row.changes, "uoms" in row.changes)
         for barcode, ptr in product.barcode_claims(
@@ -167,9 +164,9 @@ async def import_products(
         ):
             claims.append(BarcodeClaim(barcode, row.sku, index, ptr))
         plan.add(product_id, current, product)
-    for product_id in await store.with_stock_or_tasks(uow.conn, sorted(flipped)):
-        row = flipped[product_id]
-        row_errors.append(_row_error(row, "/lot_tracked", LOT_TRACKING_LOCKED.format(sku=row.sku)))
+    for product_id, held in (await store.holds(uow.conn, sorted(guarded))).items():
+        row, current, product = guarded[product_id]
+        row_errors += [_row_error(row, p, m) for p, m in held_changes(current, product, held)]
     for claim, first_claim in duplicate_claims(claims):
         message = f"barcode {claim.barcode} is also on line {rows[first_claim.row].line}"
         row_errors.append(_row_error(rows[claim.row], claim.pointer, message))

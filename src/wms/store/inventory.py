@@ -228,6 +228,17 @@ async def insert_lot(
     return False, existing
 
 
+async def set_lot_expiry(
+    conn: AsyncConnection, product_id: int, lot_code: str, expiry: date
+) -> bool:
+    """Give a lot without an expiry ``expiry``; False when it has one (set meanwhile too)."""
+    cursor = await conn.execute(
+        "UPDATE lots SET expiry = %s WHERE product_id = %s AND lot_code = %s AND expiry IS NULL",
+        (expiry, product_id, lot_code),
+    )
+    return cursor.rowcount == 1
+
+
 # Available stock an open putaway task will move off its dock (V15): not free for any
 # other take. The balance row is locked before a take reads this, and a receipt adds to
 # that same row in the transaction that creates its tasks, so none is missed.

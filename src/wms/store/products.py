@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from wms.domain.products import BarcodeOwner, Product, Uom
+from wms.domain.products import BarcodeOwner, Hold, Product, Uom
 from wms.store import filters
 
 # The product's own barcodes, then its units (by factor) each with its barcodes; the
@@ -200,23 +200,46 @@ async def barcode_owners(
     return {barcode: BarcodeOwner(sku, uom) for barcode, sku, uom in await cursor.fetchall()}
 
 
-async def with_stock_or_tasks(conn: AsyncConnection, product_ids: Sequence[int]) -> set[int]:
-    """Those of the products with stock on hand or an open putaway, pick or replenishment
-    task: what a change of lot tracking would strand (stored under the other lot style)."""
+# Waiting order lines: of an order not shipped or cancelled, with quantity neither
+# allocated nor cancelled (what order_lines_product_idx covers). An allocated quantity is
+# held by the stock it reserved, on hand until it ships.
+_WAITING_ORDER_LINE = (
+    "SELECT 1 FROM order_lines l JOIN orders o ON o.tenant_id = l.tenant_id "
+    "AND o.id = l.order_id WHERE l.product_id = p.id AND l.allocated + l.cancelled < l.quantity "
+    "AND o.status NOT IN ('shipped', 'cancelled')"
+)
+# One column per ``Hold``, in the order of ``_HOLD_COLUMNS``.
+_HOLDS = (
+    "SELECT p.id, "
+    "EXISTS (SELECT 1 FROM inventory_balances b WHERE b.product_id = p.id AND b.on_hand > 0), "
+    "EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.product_id = p.id AND t.status = 'open') "
+    "OR EXISTS (SELECT 1 FROM pick_tasks t WHERE t.product_id = p.id AND t.status = 'open') "
+    "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.product_id = p.id "
+    "AND t.status = 'open'), "
+    "EXISTS (SELECT 1 FROM cycle_counts c JOIN cycle_count_lines l "
+    "ON l.tenant_id = c.tenant_id AND l.count_id = c.id "
+    "WHERE c.status IN ('open', 'counted') AND l.product_id = p.id), "
+    f"EXISTS ({_WAITING_ORDER_LINE}), "
+    f"EXISTS ({_WAITING_ORDER_LINE} AND l.lot_code <> ''), "
+    "EXISTS (SELECT 1 FROM asn_lines l JOIN asns a ON a.tenant_id = l.tenant_id "
+    "AND a.id = l.asn_id WHERE l.product_id = p.id AND a.status <> 'closed') "
+    "FROM unnest(%s::bigint[]) AS p(id)"
+)
+_HOLD_COLUMNS = (Hold.STOCK, Hold.TASK, Hold.COUNT, Hold.ORDER_LINE, Hold.LOT_ORDER_LINE,
+                 Hold.ASN_LINE)  # fmt: skip
+
+
+async def holds(conn: AsyncConnection, product_ids: Sequence[int]) -> dict[int, set[Hold]]:
+    """What holds each of the products' stored quantities or lot codes (none: absent)."""
     if not product_ids:
-        return set()
-    cursor = await conn.execute(
-        "SELECT p.id FROM unnest(%s::bigint[]) AS p(id) WHERE "
-        "EXISTS (SELECT 1 FROM inventory_balances b WHERE b.product_id = p.id "
-        "AND b.on_hand > 0) "
-        "OR EXISTS (SELECT 1 FROM putaway_tasks t WHERE t.product_id = p.id "
-        "AND t.status = 'open') "
-        "OR EXISTS (SELECT 1 FROM pick_tasks t WHERE t.product_id = p.id AND t.status = 'open') "
-        "OR EXISTS (SELECT 1 FROM replenishment_tasks t WHERE t.product_id = p.id "
-        "AND t.status = 'open')",
-        (list(product_ids),),
-    )
-    return {int(row[0]) for row in await cursor.fetchall()}
+        return {}
+    cursor = await conn.execute(_HOLDS, (list(product_ids),))
+    found = {}
+    for product_id, *flags in await cursor.fetchall():
+        held = {hold for hold, flag in zip(_HOLD_COLUMNS, flags, strict=True) if flag}
+        if held:
+            found[int(product_id)] = held
+    return found
 
 
 async def insert_products(

@@ -360,12 +360,13 @@ def _csv_rows(raw: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
     _check_header(columns)
     rows: list[ImportRow] = []
     errors: list[dict[str, object]] = []
-    last_line = reader.line_num
+    last_line, row_count = reader.line_num, 0
     for record in records:
         line, last_line = last_line + 1, reader.line_num
         if not any(cell.strip() for cell in record):
             continue  # blank lines are not rows
-        _check_size(len(rows) + len(errors) + 1, "body")
+        row_count += 1  # a bad row may have many errors: they are not rows
+        _check_size(row_count, "body")
         if len(record) != len(columns):
             message = f"has {len(record)} cells where the header names {len(columns)} columns"
             errors.append({"line": line, "field": "", "message": message})

@@ -403,6 +403,22 @@ def test_an_asn_is_closed_once_and_a_timestamp_without_offset_is_422(
     assert datetime.fromisoformat(asn["created_at"]) <= datetime.now(UTC)
 
 
+def test_dock_stock_owed_to_putaway_is_not_listed_as_available(api: ApiClient, world: None) -> None:
+    # The listing said 40 available at the dock, while a move of 1 was refused with
+    # available 0: the units are the open putaway task's.
+    asn = must(new_asn(api))
+    must(api.post(f"/asns/{asn['id']}/receipts", json=scan(quantity=40)))
+    (item,) = api.get("/inventory", params={"location": "DOCK-1"}).json()["items"]
+    assert (item["on_hand"], item["allocated"], item["available"]) == (40, 0, 0)
+    move = {"warehouse": WAREHOUSE, "sku": "SKU-1", "from_location": "DOCK-1",
+            "to_location": "A-01", "quantity": 1}  # fmt: skip
+    refused = api.post("/inventory/moves", json=move)
+    assert (refused.status_code, refused.json()["available"]) == (409, 0)
+    summary = api.get("/reports/stock-summary", params={"warehouse": WAREHOUSE}).json()
+    (summary,) = summary["items"]
+    assert (summary["on_hand"], summary["available"]) == (40, 0)
+
+
 def test_a_receipt_of_more_than_500_good_lines_lists_every_putaway_task(
     api: ApiClient, world: None
 ) -> None:

@@ -446,9 +446,14 @@ async def _send_many_movements(
     )  # fmt: skip
 
 
+# What a take at a place can use: at a dock, the units owed to open putaway tasks are
+# not (a move of them is refused); elsewhere nothing is owed, and CASE skips the subquery.
+_FREE_AT_PLACE = (
+    f"b.on_hand - b.allocated - CASE WHEN l.type = 'dock' THEN {OWED_TO_PUTAWAY} ELSE 0 END"
+)
 _BALANCE_COLUMNS = (
     "b.id, w.code AS warehouse, l.code AS location, p.sku, nullif(b.lot_code, '') AS lot, "
-    "lt.expiry, b.status, b.on_hand, b.allocated, b.on_hand - b.allocated AS available "
+    f"lt.expiry, b.status, b.on_hand, b.allocated, {_FREE_AT_PLACE} AS available "
     "FROM inventory_balances b "
     "JOIN warehouses w ON w.tenant_id = b.tenant_id AND w.id = b.warehouse_id "
     "JOIN locations l ON l.tenant_id = b.tenant_id AND l.id = b.location_id "
@@ -563,13 +568,14 @@ async def stock_summary(conn: AsyncConnection, warehouse_id: int) -> list[dict[s
     await cursor.execute(
         "SELECT p.sku, p.description, "
         "sum(b.on_hand) AS on_hand, sum(b.allocated) AS allocated, "
-        "sum(b.on_hand - b.allocated) FILTER (WHERE b.status = 'available') AS available, "
+        f"sum({_FREE_AT_PLACE}) FILTER (WHERE b.status = 'available') AS available, "
         "coalesce(sum(b.on_hand) FILTER (WHERE b.status = 'quarantine'), 0) AS quarantine, "
         "coalesce(sum(b.on_hand) FILTER (WHERE b.status = 'damaged'), 0) AS damaged, "
         "coalesce(sum(b.on_hand) FILTER (WHERE b.status = 'hold'), 0) AS hold, "
         "count(DISTINCT b.location_id) AS locations "
         "FROM inventory_balances b JOIN products p ON p.tenant_id = b.tenant_id "
-        "AND p.id = b.product_id WHERE b.warehouse_id = %s AND b.on_hand > 0 "
+        "AND p.id = b.product_id JOIN locations l ON l.tenant_id = b.tenant_id "
+        "AND l.id = b.location_id WHERE b.warehouse_id = %s AND b.on_hand > 0 "
         "GROUP BY p.sku, p.description ORDER BY p.sku",
         (warehouse_id,),
     )

@@ -163,6 +163,18 @@ def test_an_unknown_warehouse_in_a_path_or_a_report_s_query_is_404(api: ApiClien
         assert answer.json()["type"].endswith("/not-found")
 
 
+def test_a_manifest_date_past_the_calendar_s_arithmetic_is_422_not_500(
+    api: ApiClient,
+) -> None:
+    # 9999-12-31 was a 500: the day after it overflows Python's dates.
+    assert api.post("/warehouses", json=WAREHOUSE).status_code == 201
+    for day in ("9999-12-31", "0001-01-01"):
+        answer = api.get("/manifests", params={"warehouse": "SP1", "date": day})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["field"] == "date"
+    assert api.get("/manifests", params={"warehouse": "SP1", "date": "2026-12-01"}).is_success
+
+
 def test_a_whole_body_check_points_at_the_member_to_fix(api: ApiClient) -> None:
     # Was field "/", which as a JSON Pointer names a member called "".
     cases = [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
+from annotated_types import Interval
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -63,6 +65,11 @@ OrderNumberPath = Annotated[
 ]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+# Dates a query may name: a day's or a range's arithmetic past Python's years 1..9999
+# raised OverflowError (a 500); no warehouse record lies outside these.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9000, 12, 31)
+BoundedDate = Annotated[date, Interval(ge=EARLIEST_DATE, le=LATEST_DATE)]
 
 
 class RequestModel(BaseModel):

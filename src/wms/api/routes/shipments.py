@@ -15,6 +15,7 @@ from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routes.orders import ShipToView
 from wms.api.routing import api_router, link, links
 from wms.api.schemas import (
+    BoundedDate,
     CancelReason,
     IdPath,
     RequestModel,
@@ -178,7 +179,9 @@ async def manifest(
     principal: PrincipalDep,
     *,
     warehouse: Annotated[str, text_query(40)],
-    date: Annotated[date, Query(description="Local date of dispatch in the warehouse's zone")],
+    date: Annotated[
+        BoundedDate, Query(description="Local date of dispatch in the warehouse's zone")
+    ],
     carrier: Annotated[str | None, text_query(60)] = None,
 ) -> Manifest:
     """Shipments dispatched on ``date`` (the warehouse's local date), of one carrier or all."""

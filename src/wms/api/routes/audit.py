@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Request
+from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
@@ -27,8 +28,16 @@ class AuditEntry(ResponseModel):
     entity: str
     entity_id: str
     action: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    # Each entity and action has its own shape (a product's fields, a count's results):
+    # the one free-form object of the API, documented as such (docs/known-issues.md).
+    before: Annotated[
+        dict[str, Any] | None,
+        Field(description="The audited object's fields before the change; shape per entity"),
+    ]
+    after: Annotated[
+        dict[str, Any] | None,
+        Field(description="Its fields after the change, or what the action recorded"),
+    ]
     request_id: str | None
 
 

@@ -102,6 +102,8 @@ async def record_results(
         (line["location_id"], line["product_id"], line["lot_code"]): line
         for line in await store.lines(uow.conn, count_id)
     }
+    recorded: list[dict[str, Any]] = []
+    replaced: list[dict[str, Any]] = []
     for i, result in enumerate(results):
         place = await inventory.location(
             uow, count["warehouse_id"], result.location, f"/results/{i}/location"
@@ -144,10 +146,18 @@ async def record_results(
             counted=result.counted,
             counted_by=uow.actor,
         )
-        line["status"] = status
+        where = {"line": line["line_no"], "location": place.code, "sku": item.sku,
+                 "lot": api_lot(lot_code)}  # fmt: skip
+        if not first:  # a recount overwrites the line: its audit row keeps what it replaced
+            replaced.append({**where, "counted": line["counted"], "counted_by": line["counted_by"]})
+        # No expected quantity: every role reads the audit, and operators count blind.
+        recorded.append({**where, "counted": result.counted, "status": status})
+        line.update(status=status, counted=result.counted, counted_by=uow.actor)
     if all(line["status"] == "counted" for line in by_place.values()):
         await store.set_status(uow.conn, count_id, "counted")
-    uow.audit("cycle_count", count_id, "results_recorded", after={"results": len(results)})
+    uow.audit("cycle_count", count_id, "results_recorded",
+              before={"results": replaced} if replaced else None,
+              after={"results": recorded})  # fmt: skip
     uow.emit(
         "wms.cycle_count.counted",
         "cycle_count",

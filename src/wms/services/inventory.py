@@ -205,7 +205,9 @@ async def move(
         and not allocatable_location(source.type, source.active)
     ):
         await backorders.stock_arrived(uow, wh, [item.id])
-    _record(uow, "moved", f"{warehouse}/{from_location}/{sku}", data)
+    # Audited under both places: a place's history must show the stock that arrived too.
+    _record(uow, "moved", f"{warehouse}/{from_location}/{sku}", data,
+            also_at=f"{warehouse}/{to_location}/{sku}")  # fmt: skip
     return change
 
 
@@ -269,9 +271,13 @@ def _movement(
     )
 
 
-def _record(uow: UnitOfWork, action: str, place: str, data: dict[str, Any]) -> None:
-    """Audit row and ``wms.inventory.<action>`` event of one stock command."""
-    uow.audit("inventory", place, action, after=data)
+def _record(
+    uow: UnitOfWork, action: str, place: str, data: dict[str, Any], *, also_at: str | None = None
+) -> None:
+    """Audit row and ``wms.inventory.<action>`` event of one stock command; ``also_at`` is
+    a second place it changed (a move's destination), audited with the same data."""
+    for audited in (place,) if also_at is None else (place, also_at):
+        uow.audit("inventory", audited, action, after=data)
     warehouse, sku = data["warehouse"], data["sku"]
     uow.emit(f"wms.inventory.{action}", "inventory", f"{warehouse}/{sku}", data,
              warehouse=warehouse)  # fmt: skip

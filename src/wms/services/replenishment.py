@@ -79,9 +79,7 @@ async def check_levels(uow: UnitOfWork, warehouse_id: int, product_ids: list[int
         )  # fmt: skip
         if task_id is not None:
             created.append(task_id)
-            (task,) = await store.tasks(uow.conn, ids=[task_id], limit=1)
-            uow.emit("wms.replenishment.created", "replenishment_task", task_id, _data(task),
-                     warehouse=task["warehouse"])  # fmt: skip
+            await _record_created(uow, task_id)
     return created
 
 
@@ -104,6 +102,8 @@ async def put_back(uow: UnitOfWork, head: dict[str, Any]) -> list[int]:
         )  # fmt: skip
         assert task_id is not None
         ids.append(task_id)
+        # The order's cancellation event lists these tasks: each is audited, not announced.
+        await _record_created(uow, task_id, announce=False)
     return ids
 
 
@@ -194,10 +194,19 @@ async def _put_back_rest(uow: UnitOfWork, task: dict[str, Any], rest: int) -> in
         reason=f"rest of put-back task {task['id']}", order_id=task["order_id"],
     )  # fmt: skip
     assert rest_id is not None  # only replenishments are one open task per face
-    (created,) = await store.tasks(uow.conn, ids=[rest_id], limit=1)
-    uow.emit("wms.replenishment.created", "replenishment_task", rest_id, _data(created),
-             warehouse=task["warehouse"])  # fmt: skip
+    await _record_created(uow, rest_id)
     return rest_id
+
+
+async def _record_created(uow: UnitOfWork, task_id: int, *, announce: bool = True) -> None:
+    """Audit a new task as ``created`` (with why: its reason) and, when ``announce``,
+    emit ``wms.replenishment.created``."""
+    (task,) = await store.tasks(uow.conn, ids=[task_id], limit=1)
+    uow.audit("replenishment_task", task_id, "created",
+              after={**_data(task), "reason": task["reason"]})  # fmt: skip
+    if announce:
+        uow.emit("wms.replenishment.created", "replenishment_task", task_id, _data(task),
+                 warehouse=task["warehouse"])  # fmt: skip
 
 
 async def get(conn: AsyncConnection, task_id: int) -> dict[str, Any]:

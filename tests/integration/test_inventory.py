@@ -262,6 +262,13 @@ def test_movement_listing_filters_and_pages(api: ApiClient, world: StockWorld) -
             break
     assert seen == [1, 2, 3, 4, 5]
     assert api.get("/inventory/movements", params={"kind": "move"}).json()["items"] == []
+    # A reference id alone matched every kind of document numbered so; its type narrows.
+    adjust(api, quantity=6, reference="7")
+    by_type = {"reference": "7", "reference_type": "adjustment"}
+    assert [m["quantity"] for m in api.get("/inventory/movements", params=by_type).json()[
+        "items"]] == [6]  # fmt: skip
+    other = {"reference": "7", "reference_type": "asn"}
+    assert api.get("/inventory/movements", params=other).json()["items"] == []
 
 
 def test_the_ledger_is_append_only_for_the_runtime_role(

@@ -523,6 +523,7 @@ _MOVEMENT_FILTERS = {
     "lot": "m.lot_code = %(lot)s",
     "kind": "m.kind = %(kind)s",
     "reference": "m.reference_id = %(reference)s",
+    "reference_type": "m.reference_type = %(reference_type)s",
     "id": "m.id = %(id)s",
     "after": "m.id > %(after)s",
 }
@@ -537,6 +538,7 @@ async def movements(
     lot: str | None,
     kind: str | None,
     reference: str | None,
+    reference_type: str | None = None,
     movement_id: int | None = None,
     after_id: int | None,
     limit: int,
@@ -544,7 +546,8 @@ async def movements(
     """Ledger rows in id order (the order they were written), joined to their codes."""
     params = {
         "warehouse": warehouse, "location": location, "sku": sku, "lot": lot,
-        "kind": kind, "reference": reference, "id": movement_id, "after": after_id,
+        "kind": kind, "reference": reference, "reference_type": reference_type,
+        "id": movement_id, "after": after_id,
         "limit": limit,
     }  # fmt: skip
     cursor = conn.cursor(row_factory=dict_row)

@@ -258,6 +258,8 @@ class MovementQuery(ListQuery):
     lot: Filter = None
     kind: MovementKind | None = None
     reference: Filter = None
+    # A reference id alone matches ASN 7, pick task 7 and shipment 7 alike.
+    reference_type: Filter = None
 
 
 @router.get("/inventory/movements", response_model=Page[Movement])

@@ -245,9 +245,13 @@ async def _transaction(request: Request, principal: Principal) -> AsyncIterator[
 
 @asynccontextmanager
 async def read_transaction(
-    request: Request, principal: Principal
+    request: Request, principal: Principal, *, one_snapshot: bool = False
 ) -> AsyncIterator[AsyncConnection]:
-    """A read-only transaction bound to the caller's tenant."""
+    """A read-only transaction bound to the caller's tenant.
+
+    ``one_snapshot``: all its statements see one snapshot (REPEATABLE READ), for a response
+    built from several statements whose figures must agree.
+    """
     settings: Settings = request.app.state.settings
     async with _timed(
         "read",
@@ -257,6 +261,7 @@ async def read_transaction(
             statement_timeout_ms=settings.statement_timeout_ms,
             lock_timeout_ms=settings.lock_timeout_ms,
             read_only=True,
+            one_snapshot=one_snapshot,
         ),
     ) as conn:
         with cache.bound_tenant(principal.tenant_id):

@@ -17,6 +17,16 @@ _HOURLY = {
 }
 
 
+def _local_hour(column: str) -> str:
+    """SQL of the warehouse's local hour of ``column`` and that instant's UTC offset.
+
+    The pair, not the local hour alone, names one hour: when clocks go back, the same
+    wall-clock hour happens twice, under two offsets. ``%(tz)s`` is the warehouse's zone.
+    """
+    local = f"({column} AT TIME ZONE %(tz)s)"
+    return f"date_trunc('hour', {local}), {local} - ({column} AT TIME ZONE 'UTC')"
+
+
 async def hourly(
     conn: AsyncConnection,
     series: str,
@@ -26,20 +36,25 @@ async def hourly(
     start: datetime,
     end: datetime,
 ) -> list[dict[str, Any]]:
-    """Counts per hour of the warehouse's local time, for one series of ``_HOURLY``."""
+    """Counts per hour of the warehouse's local time, for one series of ``_HOURLY``.
+
+    Each row: ``hour`` (naive local), ``utc_offset`` (timedelta) and ``count``, in time order.
+    """
     table, column, condition = _HOURLY[series]
     cursor = conn.cursor(row_factory=dict_row)
     await cursor.execute(
-        f"SELECT date_trunc('hour', {column} AT TIME ZONE %(tz)s) AS hour, count(*) AS count "
-        f"FROM {table} WHERE warehouse_id = %(wh)s AND {column} >= %(start)s "
-        f"AND {column} < %(end)s AND {condition} GROUP BY 1 ORDER BY 1",
+        "SELECT hour, utc_offset, count(*) AS count "
+        f"FROM {table}, LATERAL (SELECT {_local_hour(column)}) AS bucket(hour, utc_offset) "
+        f"WHERE warehouse_id = %(wh)s AND {column} >= %(start)s "
+        f"AND {column} < %(end)s AND {condition} "
+        "GROUP BY hour, utc_offset ORDER BY hour - utc_offset",
         {"tz": timezone, "wh": warehouse_id, "start": start, "end": end},
     )
     return await cursor.fetchall()
 
 
 async def durations(
-    conn: AsyncConnection, *, warehouse_id: int, start: datetime, end: datetime
+    conn: AsyncConnection, *, warehouse_id: int, timezone: str, start: datetime, end: datetime
 ) -> dict[str, Any]:
     """Dock-to-stock and order cycle time (seconds): mean, p50, p95 and count."""
     cursor = conn.cursor(row_factory=dict_row)
@@ -62,16 +77,17 @@ async def durations(
         " FROM cycle_counts WHERE warehouse_id = %(wh)s AND status = 'approved' "
         " AND approved_at >= %(start)s AND approved_at < %(end)s) AS inventory_accuracy, "
         # Pick accuracy: tasks confirmed in full among all finished; efficiency: picked
-        # lines per picker-hour (hours in which a picker picked anything).
+        # lines per picker-hour (hours in which a picker picked anything): the warehouse's
+        # local hours, as the hourly series count them.
         "(SELECT json_build_object('count', count(*), 'mean', 100.0 * "
         " count(*) FILTER (WHERE status = 'confirmed') / nullif(count(*), 0)) "
         " FROM pick_tasks WHERE warehouse_id = %(wh)s AND status IN ('confirmed', 'short') "
         " AND picked_at >= %(start)s AND picked_at < %(end)s) AS pick_accuracy, "
         "(SELECT json_build_object('lines', count(*), 'picker_hours', "
-        " count(DISTINCT (picker, date_trunc('hour', picked_at)))) "
+        f" count(DISTINCT (picker, {_local_hour('picked_at')}))) "
         " FROM pick_tasks WHERE warehouse_id = %(wh)s AND status IN ('confirmed', 'short') "
         " AND picked_at >= %(start)s AND picked_at < %(end)s) AS picking",
-        {"wh": warehouse_id, "start": start, "end": end},
+        {"wh": warehouse_id, "tz": timezone, "start": start, "end": end},
     )
     row = await cursor.fetchone()
     assert row is not None

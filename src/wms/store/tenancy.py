@@ -29,6 +29,9 @@ COMMAND_PLANS = "force_generic_plan"
 READ_PLANS = "auto"
 _PLAN_FOR_VALUES = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
 _PLAN_AS_COMMANDS = "SELECT set_config('plan_cache_mode', %s, true)"
+# A report of several statements that must agree with one another (GET /reports/kpis):
+# under READ COMMITTED each statement would see the commits made since the previous one.
+_BEGIN_ONE_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
 @asynccontextmanager
@@ -39,8 +42,13 @@ async def tenant_transaction(
     statement_timeout_ms: int,
     lock_timeout_ms: int,
     read_only: bool = False,
+    one_snapshot: bool = False,
 ) -> AsyncIterator[AsyncConnection]:
     """One transaction as ``wms_app`` with ``app.tenant_id`` set; commits unless it raises.
+
+    ``one_snapshot`` (reads only) makes every statement see the database as of the first:
+    REPEATABLE READ, which a read-only transaction gets without serialization failures and
+    which a hot standby serves as well (SERIALIZABLE it would refuse).
 
     The pool's sessions are in autocommit (store/database.py), so ``BEGIN`` and the
     binding are pipelined with what follows instead of costing round trips of their own.
@@ -50,6 +58,9 @@ async def tenant_transaction(
     where it runs (services catch some). If the block raises, leaving the pool's
     connection context rolls the transaction back.
     """
+    if one_snapshot and not read_only:
+        raise ValueError("one_snapshot is for read-only transactions")
+    begin = _BEGIN_ONE_SNAPSHOT if one_snapshot else "BEGIN"
     params = {
         "role": APP,
         "tenant": str(tenant_id),
@@ -63,7 +74,7 @@ async def tenant_transaction(
         async with pool.connection() as conn:
             if read_only:
                 async with conn.pipeline():
-                    await conn.execute("BEGIN", prepare=False)
+                    await conn.execute(begin, prepare=False)
                     await conn.execute(_BIND, params)
                     yield conn
                     await conn.execute("COMMIT", prepare=False)

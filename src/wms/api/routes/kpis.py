@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Query, Request
 from pydantic import AwareDatetime
@@ -12,13 +11,17 @@ from pydantic import AwareDatetime
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
 from wms.api.routing import api_router
-from wms.api.schemas import ResponseModel, text_query
+from wms.api.schemas import EARLIEST_DATE, LATEST_DATE, ResponseModel, text_query
 from wms.domain.errors import FieldError, NotFoundError
 from wms.store import kpis as store
 from wms.store import warehouses
 
 router = api_router("reports")
 MAX_SPAN = timedelta(days=31)
+# Windows outside the dates a query may name are refused as invalid: near the ends of
+# Python's datetime (years 1 and 9999) the default ``from`` and local hours overflow it.
+EARLIEST = datetime.combine(EARLIEST_DATE, time(0), UTC)
+LATEST = datetime.combine(LATEST_DATE, time(0), UTC)
 SERIES = ("orders_received", "orders_shipped", "lines_picked", "lines_put_away")
 
 
@@ -33,9 +36,16 @@ class HourCount(ResponseModel):
     count: int
 
 
-def _hours(rows: list[dict[str, Any]], zone: ZoneInfo) -> list[HourCount]:
-    """The store's naive local hours, given the warehouse zone's offset."""
-    return [HourCount(hour=row["hour"].replace(tzinfo=zone), count=row["count"]) for row in rows]
+def _hours(rows: list[dict[str, Any]]) -> list[HourCount]:
+    """The store's naive local hours, each given the UTC offset it had.
+
+    Not the zone's: a local hour that happens twice (clocks going back) would get the
+    first offset both times.
+    """
+    return [
+        HourCount(hour=row["hour"].replace(tzinfo=timezone(row["utc_offset"])), count=row["count"])
+        for row in rows
+    ]
 
 
 class Distribution(ResponseModel):
@@ -80,6 +90,13 @@ class Kpis(ResponseModel):
     picking_efficiency: PickingEfficiency
 
 
+def _within_years(field: str, moment: datetime) -> datetime:
+    """``moment``, or a 422 on ``field`` when it is outside [``EARLIEST``, ``LATEST``]."""
+    if not EARLIEST <= moment <= LATEST:
+        raise FieldError(field, f"must be between {EARLIEST:%Y} and {LATEST:%Y}")
+    return moment
+
+
 @router.get("/reports/kpis", response_model=Kpis)
 async def kpis(
     request: Request,
@@ -90,36 +107,38 @@ async def kpis(
 ) -> Kpis:
     """Throughput per hour in the warehouse's time zone and time distributions (≤ 31 days).
 
-    ``from`` defaults to 24 hours before ``to``, which defaults to now.
+    ``from`` defaults to 24 hours before ``to``, which defaults to now; both in 1900..9000.
     """
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
+    end = _within_years("to", end or datetime.now(UTC))
+    start = _within_years("from", start or end - timedelta(hours=24))
     if not start < end:
         raise FieldError("from", "must be before to")
     if end - start > MAX_SPAN:
         raise FieldError("to", "the window may span at most 31 days")
-    async with read_transaction(request, principal) as conn:
+    # One snapshot: the series and the distributions count the same picks, receipts, orders.
+    async with read_transaction(request, principal, one_snapshot=True) as conn:
         found = await warehouses.id_and_timezone(conn, warehouse)
         if found is None:
             raise NotFoundError(f"no warehouse {warehouse}")
-        warehouse_id, timezone = found
+        warehouse_id, zone = found
         series = {
             name: await store.hourly(
-                conn, name, warehouse_id=warehouse_id, timezone=timezone, start=start, end=end
+                conn, name, warehouse_id=warehouse_id, timezone=zone, start=start, end=end
             )
             for name in SERIES
         }
-        times = await store.durations(conn, warehouse_id=warehouse_id, start=start, end=end)
-    zone = ZoneInfo(timezone)
+        times = await store.durations(
+            conn, warehouse_id=warehouse_id, timezone=zone, start=start, end=end
+        )
     return Kpis(
         warehouse=warehouse,
-        timezone=timezone,
+        timezone=zone,
         start=start,
         end=end,
-        orders_received_per_hour=_hours(series["orders_received"], zone),
-        orders_shipped_per_hour=_hours(series["orders_shipped"], zone),
-        lines_picked_per_hour=_hours(series["lines_picked"], zone),
-        lines_put_away_per_hour=_hours(series["lines_put_away"], zone),
+        orders_received_per_hour=_hours(series["orders_received"]),
+        orders_shipped_per_hour=_hours(series["orders_shipped"]),
+        lines_picked_per_hour=_hours(series["lines_picked"]),
+        lines_put_away_per_hour=_hours(series["lines_put_away"]),
         dock_to_stock_seconds=Distribution.model_validate(times["dock_to_stock"]),
         order_cycle_time_seconds=Distribution.model_validate(times["order_cycle"]),
         inventory_accuracy_pct=Accuracy.model_validate(times["inventory_accuracy"]),

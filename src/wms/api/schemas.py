@@ -72,6 +72,14 @@ LATEST_DATE = date(9000, 12, 31)
 BoundedDate = Annotated[date, Interval(ge=EARLIEST_DATE, le=LATEST_DATE)]
 
 
+def not_null(value: object) -> object:
+    """A PATCH field's check: it may be left out, never null (defaults are not validated,
+    so only a null the client sent fails); use as ``field_validator(...)(not_null)``."""
+    if value is None:
+        raise ValueError("may be left out but not null")
+    return value
+
+
 class RequestModel(BaseModel):
     """A request body: unknown fields are an error, not silently dropped."""
 

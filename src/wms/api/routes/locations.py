@@ -25,6 +25,7 @@ from wms.api.schemas import (
     ResponseModel,
     Sku,
     examples,
+    not_null,
     text,
     text_query,
 )
@@ -94,12 +95,7 @@ class LocationChanges(RequestModel):
     capacity_weight_kg: Measure | None = None
     active: bool | None = None
 
-    @field_validator(*_NOT_NULL)
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
+    _present = field_validator(*_NOT_NULL)(not_null)
 
 
 class Location(ResponseModel):

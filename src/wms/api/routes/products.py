@@ -30,6 +30,7 @@ from wms.api.schemas import (
     Sku,
     SkuPath,
     examples,
+    not_null,
     text_query,
 )
 from wms.domain.errors import FieldError, ImportRejectedError, NotFoundError
@@ -95,13 +96,7 @@ class ProductChanges(RequestModel):
     barcodes: Barcodes | None = None
     uoms: Annotated[list[NewUom], Field(max_length=20)] | None = None
 
-    @field_validator(*_NOT_NULL)
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Defaults are not validated, so this only refuses an explicit null.
-        if value is None:
-            raise ValueError("may be left out but not null")
-        return value
+    _present = field_validator(*_NOT_NULL)(not_null)
 
 
 class NewProduct(ProductChanges):

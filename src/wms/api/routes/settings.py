@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routing import api_router
-from wms.api.schemas import RequestModel, ResponseModel, examples
+from wms.api.schemas import RequestModel, ResponseModel, examples, not_null
 from wms.domain.settings import AllocationStrategy, BackorderPolicy
 from wms.services import settings as service
 from wms.store import settings as store
@@ -44,13 +44,7 @@ class SettingsChanges(RequestModel):
     over_receipt_tolerance_pct: Percent | None = None
     recount_tolerance_pct: Percent | None = None
 
-    @field_validator("*")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        # Every setting has a value; defaults are not validated, so only a given null fails.
-        if value is None:
-            raise ValueError("may be left out but not null")
-        return value
+    _present = field_validator("*")(not_null)  # every setting has a value
 
 
 def _ok(row: dict[str, Any]) -> Answer:

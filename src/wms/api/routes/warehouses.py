@@ -23,6 +23,7 @@ from wms.api.schemas import (
     RequestModel,
     ResponseModel,
     examples,
+    not_null,
 )
 from wms.domain.errors import NotFoundError
 from wms.domain.time import is_time_zone
@@ -44,13 +45,6 @@ LocalTime = Annotated[
 def _check_zone(value: str | None) -> str | None:
     if value is not None and not is_time_zone(value):
         raise ValueError("must be an IANA time zone such as America/Sao_Paulo")
-    return value
-
-
-def _not_null(value: object) -> object:
-    # Defaults are not validated, so this only refuses an explicit null.
-    if value is None:
-        raise ValueError("may be left out but not null")
     return value
 
 
@@ -77,7 +71,7 @@ class WarehouseChanges(RequestModel):
     active: bool | None = None
 
     _zone = field_validator("timezone")(_check_zone)
-    _present = field_validator("name", "timezone", "active")(_not_null)
+    _present = field_validator("name", "timezone", "active")(not_null)
 
 
 class CarrierCutoff(RequestModel):

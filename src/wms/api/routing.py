@@ -16,10 +16,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from wms.api.auth import SECURITY_SCHEME, SECURITY_SCHEMES, authorize
+from wms.api.commands import MAX_IDEMPOTENCY_KEY_LENGTH
+from wms.api.json_body import parse_json
 from wms.api.permissions import API_PREFIX
-from wms.api.problems import Problem
+from wms.api.problems import Problem, json_pointer
 from wms.api.query_models import openapi_parameters, query_model_of
-from wms.domain.errors import DomainError
+from wms.domain.errors import DomainError, FieldError
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _INTEGER = {"type": "integer", "minimum": 0}
@@ -56,6 +58,29 @@ LOCATION_HEADER = {
         "description": "Path of the created resource",
         "schema": {"type": "string"},
         "required": True,
+    }
+}
+# Every write honours Idempotency-Key (api/commands.py); the contract says so per operation.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes the request safe to retry: the same key and request within 24 h "
+    "answer the first answer again (with `Idempotent-Replayed: true`); another request "
+    "under the key is 422 `idempotency-key-reused`",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+        # Printable ASCII, as a header carries it (no spaces at the ends: HTTP strips them).
+        "pattern": "^[!-~]([ -~]*[!-~])?$",
+    },
+}
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer of an earlier request with "
+        "the same Idempotency-Key",
+        "schema": {"type": "string", "enum": ["true"]},
     }
 }
 
@@ -118,8 +143,18 @@ class ApiRoute(APIRoute):
         }
         for status, extra in (responses or {}).items():
             combined[status] = {**combined.get(status, {}), **extra}
+        writes = bool(verbs & _BODY_METHODS)
+        success = status_code or 200
+        if writes:
+            combined[success] = {
+                **combined.get(success, {}),
+                "headers": {**combined.get(success, {}).get("headers", {}), **REPLAYED_HEADER},
+            }
         if status_code == 201:
-            combined[201] = {"headers": LOCATION_HEADER, **combined.get(201, {})}
+            combined[201] = {
+                **combined.get(201, {}),
+                "headers": {**LOCATION_HEADER, **combined.get(201, {}).get("headers", {})},
+            }
         super().__init__(
             path,
             endpoint,
@@ -129,6 +164,8 @@ class ApiRoute(APIRoute):
             **kwargs,
         )
         documented: dict[str, Any] = {"security": [{SECURITY_SCHEME: []}]}
+        if writes:
+            documented["parameters"] = [IDEMPOTENCY_KEY_PARAMETER]
         for model in _query_models(self.dependant):
             parameters, schemas = openapi_parameters(model)
             documented.setdefault("parameters", []).extend(parameters)
@@ -227,7 +264,8 @@ class UnsupportedMediaTypeError(DomainError):
 
 
 async def require_json_body(request: Request) -> None:
-    """Refuse a body sent as a form or other non-JSON type instead of misreading it."""
+    """Refuse a body sent as a form or other non-JSON type instead of misreading it, and
+    any body but ``{}`` on an action that takes none."""
     if request.method not in _BODY_METHODS:
         return
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -237,12 +275,38 @@ async def require_json_body(request: Request) -> None:
     if not has_body and not content_type:
         return
     if content_type == "application/json" or content_type.endswith("+json"):
+        route = request.scope.get("route")
+        # The imports read their body themselves (JSON or CSV); other routes without a
+        # body model take none.
+        if (
+            isinstance(route, APIRoute)
+            and route.body_field is None
+            and not request.url.path.endswith(_CSV_ROUTE_SUFFIX)
+        ):
+            await _refuse_a_body(request)
         return
     if content_type == "text/csv" and request.url.path.endswith(_CSV_ROUTE_SUFFIX):
         return
     raise UnsupportedMediaTypeError(
         f"send the body as application/json (got {content_type or 'no content type'})"
     )
+
+
+async def _refuse_a_body(request: Request) -> None:
+    """An action without a body model (allocate, close, approve...) never reads its body:
+    malformed JSON or unknown fields there went unnoticed and the action ran."""
+    raw = await request.body()
+    if not raw.strip():
+        return
+    sent = parse_json(raw)  # 400 malformed-json
+    if sent == {}:
+        return
+    if isinstance(sent, dict):
+        error = FieldError(json_pointer((next(iter(sent)),)), "Extra inputs are not permitted")
+        error.errors += [(json_pointer((name,)), "Extra inputs are not permitted")
+                         for name in list(sent)[1:]]  # fmt: skip
+        raise error
+    raise FieldError("/", "this action takes no body: send none, or {}")
 
 
 def api_router(tag: str) -> APIRouter:

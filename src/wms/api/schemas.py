@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
 from annotated_types import Interval
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"
@@ -70,6 +71,20 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(9000, 12, 31)
 BoundedDate = Annotated[date, Interval(ge=EARLIEST_DATE, le=LATEST_DATE)]
+_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?")
+
+
+def _not_a_number(value: Any) -> Any:
+    """Refuse a number where RFC 3339 text is due: pydantic would read it as Unix time."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be RFC 3339 text, not a number")
+    return value
+
+
+# Times and dates in requests (API.md: RFC 3339, times with an offset): "1700000000" was
+# taken as 2023-11-14T22:13:20Z.
+Rfc3339Datetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+Rfc3339Date = Annotated[date, BeforeValidator(_not_a_number)]
 
 
 def not_null(value: object) -> object:

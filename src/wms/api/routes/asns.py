@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
@@ -24,6 +24,8 @@ from wms.api.schemas import (
     PositiveQuantity,
     RequestModel,
     ResponseModel,
+    Rfc3339Date,
+    Rfc3339Datetime,
     Sku,
     Uom,
     examples,
@@ -50,7 +52,7 @@ class NewAsnLine(RequestModel):
     quantity: PositiveQuantity
     uom: Uom = None
     lot: Lot = None
-    expiry: date | None = None
+    expiry: Rfc3339Date | None = None
 
 
 class NewAsn(RequestModel):
@@ -64,7 +66,7 @@ class NewAsn(RequestModel):
     reference: Reference
     warehouse: Code
     supplier: Name
-    expected_at: AwareDatetime | None = None
+    expected_at: Rfc3339Datetime | None = None
     lines: Annotated[list[NewAsnLine], Field(min_length=1, max_length=MAX_LINES)]
 
 
@@ -77,7 +79,7 @@ class ScanLine(RequestModel):
     quantity: PositiveQuantity
     uom: Uom = None
     lot: Lot = None
-    expiry: date | None = None
+    expiry: Rfc3339Date | None = None
     condition: Condition = Condition.GOOD
 
 
@@ -99,7 +101,7 @@ class NewReceipt(RequestModel):
     quantity: PositiveQuantity | None = None
     uom: Uom = None
     lot: Lot = None
-    expiry: date | None = None
+    expiry: Rfc3339Date | None = None
     condition: Condition = Condition.GOOD
     lines: Annotated[list[ScanLine], Field(min_length=1, max_length=MAX_LINES)] | None = None
     allow_unexpected: bool = False

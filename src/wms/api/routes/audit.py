@@ -29,7 +29,7 @@ class AuditEntry(ResponseModel):
     entity_id: str
     action: str
     # Each entity and action has its own shape (a product's fields, a count's results):
-    # the one free-form object of the API, documented as such (docs/known-issues.md).
+    # free-form in the OpenAPI document, documented as such (docs/known-issues.md).
     before: Annotated[
         dict[str, Any] | None,
         Field(description="The audited object's fields before the change; shape per entity"),

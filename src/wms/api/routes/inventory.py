@@ -22,6 +22,7 @@ from wms.api.schemas import (
     PositiveQuantity,
     RequestModel,
     ResponseModel,
+    Rfc3339Date,
     Sku,
     Uom,
     examples,
@@ -96,7 +97,7 @@ class Adjustment(RequestModel):
     uom: Uom = None
     reason: AdjustmentReason
     status: StockStatus = StockStatus.AVAILABLE
-    expiry: date | None = None
+    expiry: Rfc3339Date | None = None
     reference: Annotated[str | None, text(100)] = None
 
     @field_validator("reason")

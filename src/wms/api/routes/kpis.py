@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 from wms.api.auth import PrincipalDep
 from wms.api.commands import read_transaction
 from wms.api.routing import api_router
-from wms.api.schemas import EARLIEST_DATE, LATEST_DATE, ResponseModel, text_query
+from wms.api.schemas import EARLIEST_DATE, LATEST_DATE, ResponseModel, Rfc3339Datetime, text_query
 from wms.domain.errors import FieldError, NotFoundError
 from wms.store import kpis as store
 from wms.store import warehouses
@@ -102,8 +102,8 @@ async def kpis(
     request: Request,
     principal: PrincipalDep,
     warehouse: Annotated[str, text_query(40)],
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: Annotated[Rfc3339Datetime | None, Query(alias="from")] = None,
+    end: Annotated[Rfc3339Datetime | None, Query(alias="to")] = None,
 ) -> Kpis:
     """Throughput per hour in the warehouse's time zone and time distributions (≤ 31 days).
 

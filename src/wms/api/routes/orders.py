@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import Field, field_validator
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
@@ -22,6 +22,7 @@ from wms.api.schemas import (
     OrderNumberPath,
     RequestModel,
     ResponseModel,
+    Rfc3339Datetime,
     Sku,
     examples,
     text,
@@ -94,7 +95,7 @@ class NewOrder(RequestModel):
     carrier: Annotated[str, text(60, min_length=1)]
     carrier_service: Annotated[str | None, text(60)] = None
     priority: Annotated[int, Field(ge=1, le=9, description="1 is the most urgent")] = 5
-    ship_by: AwareDatetime | None = None
+    ship_by: Rfc3339Datetime | None = None
     ship_to: ShipTo
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
 

@@ -7,12 +7,20 @@ from typing import Annotated, Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from wms.api.auth import PrincipalDep
 from wms.api.commands import Answer, read_transaction, run_command
 from wms.api.routing import api_router, link, links
-from wms.api.schemas import Code, IdPath, RequestModel, ResponseModel, examples, text
+from wms.api.schemas import (
+    Code,
+    IdPath,
+    RequestModel,
+    ResponseModel,
+    Rfc3339Datetime,
+    examples,
+    text,
+)
 from wms.domain.waves import PickMethod, WaveStatus
 from wms.services import waves as service
 from wms.services.waves import WaveFilter
@@ -25,7 +33,7 @@ class FilterIn(RequestModel):
     """Which allocated orders a wave takes: most urgent first (priority, ship-by, age)."""
 
     carrier: Annotated[str | None, text(60, min_length=1)] = None
-    ship_by_before: AwareDatetime | None = None
+    ship_by_before: Rfc3339Datetime | None = None
     priority_at_most: Annotated[int | None, Field(ge=1, le=9)] = None
     zone: Code | None = None
     max_orders: Annotated[int | None, Field(ge=1, le=service.MAX_WAVE_ORDERS)] = None

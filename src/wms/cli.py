@@ -8,6 +8,8 @@ configuration), never a traceback.
 from __future__ import annotations
 
 import contextlib
+import http.client
+import math
 import signal
 import sys
 import urllib.error
@@ -28,7 +30,7 @@ from wms.domain.roles import Role
 from wms.events import outbox_sql
 from wms.ops import archive as archival
 from wms.ops import backup as backups
-from wms.ops.archive import DEFAULT_RETENTION_MONTHS, ArchiveError
+from wms.ops.archive import DEFAULT_RETENTION_MONTHS, MAX_RETENTION_MONTHS, ArchiveError
 from wms.ops.backup import BackupError
 from wms.ops.logging import configure_logging
 from wms.ops.secrets import api_key_pepper
@@ -38,12 +40,17 @@ from wms.store.archive import Month
 from wms.store.database import DatabaseUnavailableError, wait_for_database
 from wms.store.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 from wms.store.migrations import MigrationError, Migrator
-from wms.store.partitions import ensure_movement_partitions
+from wms.store.partitions import create_missing_partitions
 from wms.store.roles import RoleSetupError
 from wms.store.tenants import admin_connection
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# The database stores to year 294276, but psycopg reads only up to 9999-12-31 in the
+# session's time zone (up to UTC+14): a later expiry would break every `apikey list`.
+LATEST_EXPIRY = datetime(9999, 12, 31, tzinfo=UTC)
+# PostgreSQL's identifier limit (NAMEDATALEN - 1): a longer name is silently truncated.
+MAX_IDENTIFIER_BYTES = 63
 _OPERATIONAL_ERRORS = (
     ArchiveError,
     BackupError,
@@ -85,9 +92,9 @@ def migrate_database(settings: Settings) -> list[str]:
         statement_timeout_ms=settings.migration_statement_timeout_ms,
         lock_wait_seconds=settings.migration_lock_wait_seconds,
     )
-    applied = [migration.script for migration in migrator.migrate()]
-    ensure_movement_partitions(settings.migration_url)
-    return applied
+    # The partitions too under the migrator's lock: two pods starting at the turn of a
+    # month must not both create the new month's.
+    return [migration.script for migration in migrator.migrate(then=create_missing_partitions)]
 
 
 @contextlib.contextmanager
@@ -128,19 +135,43 @@ def serve() -> None:
         raise CommandError("the server did not start; see the log above")
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse NaN, which every range check lets through."""
+    if math.isnan(value):
+        raise click.BadParameter("must be a number", ctx, param)
+    return value
+
+
+def _local_url(settings: Settings, path: str) -> str:
+    """``path`` on this host's server: at HOST, or loopback when it listens on every address."""
+    host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{settings.port}{path}"
+
+
 @cli.command()
-@click.option("--url", help="Liveness URL (default: http://127.0.0.1:$PORT/health/live).")
-@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option("--url", help="Liveness URL (default: /health/live at $HOST:$PORT).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=2.0,
+    show_default=True,
+    callback=_finite,
+    help="Seconds to wait for the answer.",
+)
 def health(url: str | None, timeout: float) -> None:
     """Exit 0 when the local server's /health/live answers 200 in time (Docker HEALTHCHECK)."""
     if url is None:
-        url = f"http://127.0.0.1:{load_settings().port}/health/live"
+        url = _local_url(load_settings(), "/health/live")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own URL
             status = response.status
     except urllib.error.HTTPError as exc:
         status = exc.code
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+    except (ValueError, http.client.InvalidURL) as exc:  # no scheme, bad IPv6 literal or port
+        raise click.BadParameter(str(exc), param_hint="--url") from None
+    except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise CommandError(f"unhealthy: {url} did not answer: {reason}") from None
     if status != 200:
@@ -261,7 +292,7 @@ def restore(source: Store, force: bool) -> None:
 )
 @click.option(
     "--retention-months",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_RETENTION_MONTHS),
     default=DEFAULT_RETENTION_MONTHS,
     show_default=True,
     help="Months kept in the database besides the current one.",
@@ -320,6 +351,17 @@ def archive(
     click.echo(f"{len(done)} month(s) archived (before {cutoff})")
 
 
+def _new_schema_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A name PostgreSQL takes as is for a new schema, so restore makes the one named."""
+    if value is None:
+        return None
+    if not 0 < len(value.encode()) <= MAX_IDENTIFIER_BYTES or "\x00" in value:
+        raise click.BadParameter(f"must be 1 to {MAX_IDENTIFIER_BYTES} bytes", ctx, param)
+    if value.startswith("pg_"):
+        raise click.BadParameter("names starting with pg_ are reserved for the system", ctx, param)
+    return value
+
+
 @archive.command("restore")
 @click.option(
     "--from",
@@ -329,7 +371,12 @@ def archive(
     help="The archive destination given to `archive --to`.",
 )
 @click.option("--month", required=True, help="The archived month, YYYY-MM.")
-@click.option("--schema", default=None, help="New schema to load into (default archive_YYYY_MM).")
+@click.option(
+    "--schema",
+    default=None,
+    callback=_new_schema_name,
+    help="New schema to load into (default archive_YYYY_MM).",
+)
 def archive_restore(source: Store, month: str, schema: str | None) -> None:
     """Load an archived month into tables of a new schema, for an audit."""
     try:
@@ -381,6 +428,23 @@ def apikey() -> None:
     """API key administration (keys are shown once, stored only as a keyed hash)."""
 
 
+def _future_expiry(
+    ctx: click.Context, param: click.Parameter, value: datetime | None
+) -> datetime | None:
+    """The expiry in UTC (a bare date is midnight UTC); refused when past or too far ahead."""
+    if value is None:
+        return None
+    try:
+        expires: datetime | None = value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999 once in UTC
+        expires = None
+    if expires is None or not datetime.now(UTC) < expires <= LATEST_EXPIRY:
+        raise click.BadParameter(
+            f"must be in the future and at the latest {LATEST_EXPIRY:%Y-%m-%d} (UTC)", ctx, param
+        )
+    return expires
+
+
 @apikey.command("create")
 @click.option("--tenant", "tenant_code", required=True, help="Tenant code.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
@@ -389,12 +453,12 @@ def apikey() -> None:
     "--expires",
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z"]),
     default=None,
-    help="Expiry: a date (midnight UTC) or an RFC 3339 time with offset.",
+    callback=_future_expiry,
+    help="Expiry: a date (midnight UTC) or an RFC 3339 time with offset; "
+    "in the future, at the latest 9999-12-31 (UTC).",
 )
 def apikey_create(tenant_code: str, role: str, name: str | None, expires: datetime | None) -> None:
     """Create a key; the key alone is the last line of output."""
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
     with admin_session() as (settings, conn):
         token = tenants.create_api_key(
             conn,

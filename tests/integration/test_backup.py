@@ -170,6 +170,11 @@ def test_a_tampered_dump_is_refused_and_the_target_left_untouched(
         ({"schema_version": "99"}, f"is newer than this build knows ({SHIPPED})"),
         ({"schema_version": "0"}, "is older than this build supports"),
         ({"format": "wms-backup/9"}, "not a wms-backup/1 manifest"),
+        # Damaged or hand-edited: parse_version's ValueError (and KeyErrors) ended in tracebacks.
+        ({"schema_version": "v18"}, "the manifest is malformed (invalid: schema_version)"),
+        ({"migrations": [{"script": "V1__x.sql"}]}, "malformed (invalid: migrations)"),
+        ({"pg_dump_version": "eighteen", "dump_bytes": "1"}, "dump_bytes, pg_dump_version"),
+        ({"row_counts": None, "surprise": 1}, "unknown: surprise; invalid: row_counts"),
     ],
 )
 def test_a_manifest_this_build_cannot_restore_is_refused(
@@ -180,7 +185,7 @@ def test_a_manifest_this_build_cannot_restore_is_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    edit: dict[str, str],
+    edit: dict[str, object],
     message: str,
 ) -> None:
     target = tmp_path / "b"
@@ -195,6 +200,33 @@ def test_a_manifest_this_build_cannot_restore_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert message in err
+
+
+def test_a_backup_of_a_flyway_baselined_database_restores(
+    env: Settings,
+    populated: str,
+    *,
+    empty_database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The baseline row's NULL checksum "differed from this build's": such a backup never restored.
+    with psycopg.connect(populated) as conn:
+        conn.execute("DELETE FROM wms.flyway_schema_history")
+        conn.execute(
+            "INSERT INTO wms.flyway_schema_history (installed_rank, version, description, type, "
+            "script, checksum, installed_by, execution_time, success) VALUES "
+            "(1, %s, '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
+            "'flyway', 0, true)",
+            (SHIPPED,),
+        )
+    target = tmp_path / "b"
+    assert run(["backup", "--to", str(target)]) == 0
+    capsys.readouterr()
+    use_database(monkeypatch, empty_database_url)
+    assert run(["restore", "--from", str(target)]) == 0, capsys.readouterr().err
+    assert fingerprint(empty_database_url) == fingerprint(populated)
 
 
 def test_a_migration_that_differs_from_this_build_is_refused(

@@ -9,8 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from wms.cli import cli, run_cli
+from tests.conftest import until_sessions_wait_for_locks
+from wms.cli import cli, migrate_database, run_cli
+from wms.config import Settings
 from wms.store.migrations import MigrationError, Migrator, default_migrations_dir, load_migrations
+from wms.store.partitions import ensure_movement_partitions
 
 
 def history(url: str) -> list[tuple[object, ...]]:
@@ -175,3 +178,70 @@ def test_migrate_command_with_an_unreachable_database_is_one_line(
     assert err.startswith("wms-server: cannot connect to the database wms@127.0.0.1:")
     assert err.count("\n") == 1
     assert "secret" not in err
+
+
+def test_migrate_takes_its_turn_after_a_flyway_baseline(
+    empty_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The BASELINE row (checksum NULL) was compared as an applied file: migrate refused.
+    *older, newest = load_migrations()
+    folder = copy_migrations(tmp_path)
+    (folder / newest.script).unlink()
+    Migrator(empty_database_url, folder=folder).migrate()  # a schema made by V1..V(n-1)
+    with psycopg.connect(empty_database_url) as conn:
+        conn.execute("DELETE FROM wms.flyway_schema_history")
+        conn.execute(
+            "INSERT INTO wms.flyway_schema_history (installed_rank, version, description, type, "
+            "script, checksum, installed_by, execution_time, success) VALUES "
+            "(1, %s, '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
+            "'flyway', 0, true)",
+            (older[-1].version,),
+        )
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    assert run_cli(cli.main, ["migrate"]) == 0, capsys.readouterr().err
+    said = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
+    assert said == [f"applied {newest.script}", "1 migration(s) applied"]  # logs aside
+    assert [row[3:5] for row in history(empty_database_url)] == [
+        ("BASELINE", "<< Flyway Baseline >>"),
+        ("SQL", newest.script),
+    ]
+    assert run_cli(cli.main, ["migrate"]) == 0
+    assert capsys.readouterr().out.endswith("0 migration(s) applied\n")
+
+
+def test_concurrent_migrations_creating_a_new_months_partition_both_succeed(
+    database_url: str, settings: Settings
+) -> None:
+    # The second creator of a month's ledger partition failed with DuplicateTable (a
+    # traceback) instead of finding it made.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        newest = conn.execute(
+            "SELECT max(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'wms.inventory_movements'::regclass "
+            "AND c.relname LIKE 'inventory_movements_y%'"
+        ).fetchone()[0]  # type: ignore[index]
+        conn.execute("SET ROLE wms_owner")
+        conn.execute(f"DROP TABLE wms.{newest}")  # a month not made yet
+    result: dict[str, object] = {}
+
+    def migrate() -> None:
+        try:
+            result["applied"] = migrate_database(settings)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            result["exc"] = exc
+
+    with psycopg.connect(database_url) as other:
+        other.execute("SET ROLE wms_owner")
+        other.execute("SET search_path = wms")
+        assert other.execute("SELECT ensure_movement_partitions(3)").fetchone() == (1,)
+        thread = threading.Thread(target=migrate)
+        thread.start()
+        until_sessions_wait_for_locks(database_url, 1, "the migrator creating the month")
+        other.commit()
+        thread.join(30)
+    assert "exc" not in result, f"the second migration failed: {result.get('exc')!r}"
+    assert result["applied"] == []
+    assert ensure_movement_partitions(database_url) == 0

@@ -47,6 +47,8 @@ from wms.store.roles import ADMIN, OWNER, SCHEMA
 FORMAT = "wms-archive/1"
 MANIFEST = "manifest.json"
 DEFAULT_RETENTION_MONTHS = 13
+# A hundred years: anything longer archives nothing and only risks dates before year 1.
+MAX_RETENTION_MONTHS = 1200
 LOCK_TIMEOUT_MS = 5000
 # Any constant every archiver agrees on; spells "wmsarch".
 ADVISORY_LOCK_KEY = 0x776D7361726368
@@ -93,11 +95,15 @@ class _Export:
 
 def cutoff_for(retention_months: int, today: date | None = None) -> date:
     """First day of the month ``retention_months`` before this one (UTC): older goes."""
-    if retention_months < 1:
-        raise ArchiveError("the retention must be at least one month")
+    if not 1 <= retention_months <= MAX_RETENTION_MONTHS:
+        raise ArchiveError(f"the retention must be 1 to {MAX_RETENTION_MONTHS} months")
     today = today or datetime.now(UTC).date()
     index = today.year * 12 + (today.month - 1) - retention_months
     return date(index // 12, index % 12 + 1, 1)
+
+
+def _first_line(exc: psycopg.Error) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
@@ -163,6 +169,12 @@ def _read_back(export: _Export) -> tuple[int, str, dict[LedgerKey, int]]:
     return rows, content.hexdigest(), dict(sums)
 
 
+def _without_zeros(sums: dict[LedgerKey, int]) -> dict[LedgerKey, int]:
+    """The sums without keys that net to zero (stock in and out again in the month), which
+    one side of the check may list and the other not."""
+    return {key: total for key, total in sums.items() if total}
+
+
 def _verify(export: _Export, expected_sums: dict[LedgerKey, int] | None) -> None:
     rows, content, sums = _read_back(export)
     if rows != export.rows or content != export.content_sha256:
@@ -170,7 +182,7 @@ def _verify(export: _Export, expected_sums: dict[LedgerKey, int] | None) -> None
             f"{export.table}: the export reads back as {rows} rows (expected {export.rows}) "
             f"or with another content hash; nothing was removed"
         )
-    if expected_sums is not None and sums != {k: v for k, v in expected_sums.items() if v}:
+    if expected_sums is not None and _without_zeros(sums) != _without_zeros(expected_sums):
         raise ArchiveError(f"{export.table}: per-key sums of the export differ from the database")
 
 
@@ -212,7 +224,11 @@ def read_month_manifest(store: Store, month: Month) -> dict[str, Any]:
         raise ArchiveError(f"no archive of {month.label}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ArchiveError(f"{where}/{MANIFEST} is not JSON ({exc.msg})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("tables"), dict)
+    ):
         raise ArchiveError(f"{where}/{MANIFEST} is not a {FORMAT} manifest")
     return data
 
@@ -341,11 +357,22 @@ def archive(
                     f"over {LOCK_TIMEOUT_MS} ms; nothing of that month was removed, run again"
                 ) from None
             except psycopg.Error as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ArchiveError(
-                    f"{month_plan.month.label}: {first}; nothing of that month was removed"
+                    f"{month_plan.month.label}: {_first_line(exc)}; nothing of that month was "
+                    "removed"
                 ) from None
         return done
+
+
+def _file_name(store: Store, month: Month, entry: Any) -> str:
+    """The manifest entry's file: a plain name inside the month's folder, nothing else."""
+    name = entry.get("file") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ArchiveError(
+            f"{store.describe()}/{month.label}/{MANIFEST} names the file {name!r}, which is not "
+            f"a file of that folder; refusing to read it"
+        )
+    return name
 
 
 def restore_month(
@@ -355,51 +382,58 @@ def restore_month(
     schema = schema or f"archive_{month.start:%Y_%m}"
     manifest = read_month_manifest(store, month)
     tables: dict[str, Any] = manifest["tables"]
-    counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="wms-archive-restore-") as tmp:
         files: dict[str, Path] = {}
         for table, entry in tables.items():
-            path = Path(tmp) / str(entry["file"])
-            store.get(f"{month.label}/{entry['file']}", path)
+            name = _file_name(store, month, entry)
+            path = Path(tmp) / name
+            store.get(f"{month.label}/{name}", path)
             if sha256_of(path) != entry["sha256"]:
                 raise ArchiveError(
-                    f"{store.describe()}/{month.label}/{entry['file']} does not match its "
+                    f"{store.describe()}/{month.label}/{name} does not match its "
                     f"manifest: damaged or altered; refusing to load it"
                 )
             files[table] = path
-        with psycopg.connect(url, connect_timeout=10) as conn, conn.transaction():
-            exists = conn.execute(
-                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
-            ).fetchone()
-            if exists:
-                raise ArchiveError(f"schema {schema} already exists; choose another --schema")
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-            for table, entry in tables.items():
-                definitions = []
-                for name, kind in entry["columns"]:
-                    if not _SQL_TYPE.match(str(kind)):
-                        raise ArchiveError(f"{table}.{name}: unexpected column type {kind!r}")
-                    definitions.append(
-                        sql.SQL("{} {}").format(sql.Identifier(str(name)), sql.SQL(str(kind)))
-                    )
-                target = sql.Identifier(schema, table)
-                conn.execute(
-                    sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(definitions))
+        try:
+            return _load(url, schema, tables, files)
+        except psycopg.Error as exc:
+            raise ArchiveError(
+                f"{month.label} was not restored into {schema}: {_first_line(exc)}"
+            ) from None
+
+
+def _load(url: str, schema: str, tables: dict[str, Any], files: dict[str, Path]) -> dict[str, int]:
+    """Create ``schema``, its tables and their rows in one transaction; rows per table."""
+    counts: dict[str, int] = {}
+    with psycopg.connect(url, connect_timeout=10) as conn, conn.transaction():
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if exists:
+            raise ArchiveError(f"schema {schema} already exists; choose another --schema")
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for table, entry in tables.items():
+            definitions = []
+            for name, kind in entry["columns"]:
+                if not _SQL_TYPE.match(str(kind)):
+                    raise ArchiveError(f"{table}.{name}: unexpected column type {kind!r}")
+                definitions.append(
+                    sql.SQL("{} {}").format(sql.Identifier(str(name)), sql.SQL(str(kind)))
                 )
-                copy_sql = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, HEADER true)").format(
-                    target
+            target = sql.Identifier(schema, table)
+            conn.execute(
+                sql.SQL("CREATE TABLE {} ({})").format(target, sql.SQL(", ").join(definitions))
+            )
+            copy_sql = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, HEADER true)").format(target)
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(copy_sql) as copy,
+                gzip.open(files[table], "rb") as data,
+            ):
+                while chunk := data.read(1 << 20):
+                    copy.write(chunk)
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()
+            counts[table] = int(row[0]) if row else 0
+            if counts[table] != entry["rows"]:
+                raise ArchiveError(
+                    f"{table}: {counts[table]} rows loaded, the manifest says {entry['rows']}"
                 )
-                with (
-                    conn.cursor() as cursor,
-                    cursor.copy(copy_sql) as copy,
-                    gzip.open(files[table], "rb") as data,
-                ):
-                    while chunk := data.read(1 << 20):
-                        copy.write(chunk)
-                row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()
-                counts[table] = int(row[0]) if row else 0
-                if counts[table] != entry["rows"]:
-                    raise ArchiveError(
-                        f"{table}: {counts[table]} rows loaded, the manifest says {entry['rows']}"
-                    )
     return counts

@@ -24,9 +24,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from wms.ops.storage import StorageError, Store, sha256_of
 from wms.store import roles
 from wms.store.embedded import EmbeddedDatabaseError, binaries_dir
 from wms.store.migrations import (
+    BASELINE_TYPE,
     HISTORY_TABLE,
     MINIMUM_SCHEMA_VERSION,
     SCHEMA,
@@ -103,10 +104,69 @@ class Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else None
             raise BackupError(f"{where}: not a {FORMAT} manifest (format {found!r})")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise BackupError(f"{where}: the manifest is malformed ({exc})") from None
+        missing = sorted(name for name in _REQUIRED if name not in data)
+        unknown = sorted(name for name in data if name not in _CHECKS)
+        wrong = sorted(
+            name for name, check in _CHECKS.items() if name in data and not check(data[name])
+        )
+        if missing or unknown or wrong:
+            detail = "; ".join(
+                f"{what}: {', '.join(names)}"
+                for what, names in (("missing", missing), ("unknown", unknown), ("invalid", wrong))
+                if names
+            )
+            raise BackupError(f"{where}: the manifest is malformed ({detail})")
+        return cls(**data)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_version(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_version(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_migration(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and _is_version(value.get("version"))
+        and _is_text(value.get("script"))
+        and (value.get("checksum") is None or isinstance(value.get("checksum"), int))
+    )
+
+
+# What restore relies on, field by field: a hand-edited or damaged manifest is refused
+# in one line instead of failing half-way.
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "schema_version": _is_version,
+    "migrations": lambda v: isinstance(v, list) and all(_is_migration(m) for m in v),
+    "row_counts": lambda v: isinstance(v, dict) and all(_is_count(c) for c in v.values()),
+    "dump_sha256": _is_text,
+    "dump_bytes": _is_count,
+    "server_version": _is_text,
+    "pg_dump_version": lambda v: isinstance(v, str) and re.fullmatch(r"\d+(\.\d+)*", v) is not None,
+    "database": _is_text,
+    "created_at": _is_text,
+    "duration_seconds": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "wms_version": _is_text,
+    "format": _is_text,
+    "dump_file": _is_text,
+    "extra": lambda v: isinstance(v, dict),
+}
+_REQUIRED = [
+    f.name for f in fields(Manifest) if f.default is MISSING and f.default_factory is MISSING
+]
 
 
 @dataclass(frozen=True)
@@ -227,11 +287,13 @@ def _row_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
 def _applied_migrations(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     rows = conn.execute(
         sql.SQL(
-            "SELECT version, script, checksum FROM {}.{} "
+            "SELECT version, script, checksum, type FROM {}.{} "
             "WHERE success AND version IS NOT NULL ORDER BY installed_rank"
         ).format(sql.Identifier(SCHEMA), sql.Identifier(HISTORY_TABLE))
     ).fetchall()
-    return [{"version": str(v), "script": str(s), "checksum": c} for v, s, c in rows]
+    return [
+        {"version": str(v), "script": str(s), "checksum": c, "type": str(t)} for v, s, c, t in rows
+    ]
 
 
 def _schema_version(migrations: list[dict[str, Any]]) -> str | None:
@@ -350,6 +412,8 @@ def check_compatible(manifest: Manifest) -> None:
             f"supports (at least {MINIMUM_SCHEMA_VERSION}); restore it with an older release"
         )
     for applied in manifest.migrations:
+        if applied.get("type") == BASELINE_TYPE:
+            continue  # `flyway baseline`'s row: no file, no checksum
         migration = known.get(parse_version(str(applied["version"])))
         if migration is None:
             raise BackupError(

@@ -1,9 +1,9 @@
 """Flyway-compatible migrations: the same files, history table and checksums as Flyway.
 
 ``wms-server migrate`` and Flyway may be used on the same database one after the other
-(they take different locks, so never both at once). Each file runs in its own
-transaction under a session advisory lock, as the ``wms_owner`` role, with
-``lock_timeout`` and ``statement_timeout`` set.
+(they take different locks, so never both at once), also after ``flyway baseline``. Each
+file runs in its own transaction under a session advisory lock, as the ``wms_owner``
+role, with ``lock_timeout`` and ``statement_timeout`` set.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,7 +35,10 @@ ADVISORY_LOCK_KEY = 0x776D736D696772
 # cancelled putaway tasks, V14's parked events. It said "1" until then, which no build
 # since V2 could honour.
 MINIMUM_SCHEMA_VERSION = "18"
-_FILE_NAME = re.compile(r"^V(?P<version>\d+(?:[._]\d+)*)__(?P<description>[^.]+)\.sql$")
+_VERSION = r"\d+(?:[._]\d+)*"
+_FILE_NAME = re.compile(rf"^V(?P<version>{_VERSION})__(?P<description>[^.]+)\.sql$")
+# The history row `flyway baseline` writes: everything up to its version counts as applied.
+BASELINE_TYPE = "BASELINE"
 
 
 class MigrationError(RuntimeError):
@@ -63,13 +67,19 @@ class AppliedMigration:
 
     installed_rank: int
     version: str | None
+    type: str
     script: str
     checksum: int | None
     success: bool
 
 
 def parse_version(version: str) -> tuple[int, ...]:
-    """``"1.2"`` → ``(1, 2)``; trailing zeros dropped, so ``1.0`` and ``1`` are one version."""
+    """``"1.2"`` → ``(1, 2)``; trailing zeros dropped, so ``1.0`` and ``1`` are one version.
+
+    ValueError for anything but digits separated by ``.`` or ``_``.
+    """
+    if not re.fullmatch(_VERSION, version, flags=re.ASCII):
+        raise ValueError(f"{version!r} is not a migration version")
     parts = [int(part) for part in re.split(r"[._]", version)]
     while len(parts) > 1 and parts[-1] == 0:
         parts.pop()
@@ -157,8 +167,14 @@ class Migrator:
         self.lock_timeout_ms = lock_timeout_ms
         self.lock_wait_seconds = lock_wait_seconds
 
-    def migrate(self) -> list[Migration]:
-        """Apply what is pending; return the migrations applied by this call."""
+    def migrate(
+        self, *, then: Callable[[psycopg.Connection], object] | None = None
+    ) -> list[Migration]:
+        """Apply what is pending; return the migrations applied by this call.
+
+        ``then`` runs on the (autocommit) connection before the lock is released, so
+        concurrent migrators do it one after the other too.
+        """
         with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
             self._acquire_lock(conn)
             try:
@@ -167,6 +183,8 @@ class Migrator:
                 pending = self._pending(conn)
                 for migration in pending:
                     self._apply(conn, migration)
+                if then is not None:
+                    then(conn)
                 return pending
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
@@ -220,7 +238,7 @@ class Migrator:
     def _applied(self, conn: psycopg.Connection) -> list[AppliedMigration]:
         rows = conn.execute(
             sql.SQL(
-                "SELECT installed_rank, version, script, checksum, success "
+                "SELECT installed_rank, version, type, script, checksum, success "
                 "FROM {schema}.{table} ORDER BY installed_rank"
             ).format(schema=sql.Identifier(SCHEMA), table=sql.Identifier(HISTORY_TABLE))
         ).fetchall()
@@ -233,9 +251,24 @@ class Migrator:
             raise MigrationError(
                 f"{failed[0].script} failed earlier and is recorded as failed; repair it first"
             )
-        by_version = {parse_version(row.version): row for row in applied if row.version}
+        # As Flyway: files at or below a baseline are taken as applied, never run or checked.
+        baseline = max(
+            (
+                parse_version(row.version)
+                for row in applied
+                if row.version and row.type == BASELINE_TYPE
+            ),
+            default=(),
+        )
+        by_version = {
+            parse_version(row.version): row
+            for row in applied
+            if row.version and row.type != BASELINE_TYPE
+        }
         pending: list[Migration] = []
         for migration in self.migrations:
+            if migration.version_key <= baseline:
+                continue
             row = by_version.get(migration.version_key)
             if row is None:
                 pending.append(migration)

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import ApiClient, TenantKeys
 from tests.integration.stock_world import build_world
+from tests.integration.test_migrate import flyway_baseline
 from wms.cli import cli, run_cli
 from wms.config import Settings
 from wms.ops.backup import DUMP, MANIFEST
@@ -212,15 +213,7 @@ def test_a_backup_of_a_flyway_baselined_database_restores(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The baseline row's NULL checksum "differed from this build's": such a backup never restored.
-    with psycopg.connect(populated) as conn:
-        conn.execute("DELETE FROM wms.flyway_schema_history")
-        conn.execute(
-            "INSERT INTO wms.flyway_schema_history (installed_rank, version, description, type, "
-            "script, checksum, installed_by, execution_time, success) VALUES "
-            "(1, %s, '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
-            "'flyway', 0, true)",
-            (SHIPPED,),
-        )
+    flyway_baseline(populated, SHIPPED)
     target = tmp_path / "b"
     assert run(["backup", "--to", str(target)]) == 0
     capsys.readouterr()

@@ -180,6 +180,19 @@ def test_migrate_command_with_an_unreachable_database_is_one_line(
     assert "secret" not in err
 
 
+def flyway_baseline(database_url: str, version: str) -> None:
+    """Leave the history as ``flyway baseline -baselineVersion=version`` writes it."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM wms.flyway_schema_history")
+        conn.execute(
+            "INSERT INTO wms.flyway_schema_history (installed_rank, version, description, type, "
+            "script, checksum, installed_by, execution_time, success) VALUES "
+            "(1, %s, '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
+            "'flyway', 0, true)",
+            (version,),
+        )
+
+
 def test_migrate_takes_its_turn_after_a_flyway_baseline(
     empty_database_url: str,
     tmp_path: Path,
@@ -191,15 +204,7 @@ def test_migrate_takes_its_turn_after_a_flyway_baseline(
     folder = copy_migrations(tmp_path)
     (folder / newest.script).unlink()
     Migrator(empty_database_url, folder=folder).migrate()  # a schema made by V1..V(n-1)
-    with psycopg.connect(empty_database_url) as conn:
-        conn.execute("DELETE FROM wms.flyway_schema_history")
-        conn.execute(
-            "INSERT INTO wms.flyway_schema_history (installed_rank, version, description, type, "
-            "script, checksum, installed_by, execution_time, success) VALUES "
-            "(1, %s, '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, "
-            "'flyway', 0, true)",
-            (older[-1].version,),
-        )
+    flyway_baseline(empty_database_url, older[-1].version)
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     assert run_cli(cli.main, ["migrate"]) == 0, capsys.readouterr().err
     said = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
